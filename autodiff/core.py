@@ -1,0 +1,661 @@
+"""The heart of the engine: variables, operations and the backward pass.
+
+A computation is recorded while it runs. Every call of an
+:class:`Operation` computes its value with NumPy at once and returns a
+:class:`Variable` that remembers the operation that made it; the operation
+remembers its inputs. Following those links backwards from a result visits
+the whole graph, which is what :func:`backprop` does.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterable
+from typing import Any, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "ArrayLike",
+    "Variable",
+    "Parameter",
+    "Input",
+    "Operation",
+    "unbroadcast",
+    "topological_order",
+    "get_variables",
+    "backprop",
+]
+
+#: Anything NumPy can turn into an array: numbers, nested lists, arrays.
+ArrayLike = npt.ArrayLike
+
+# dtype kinds a Variable may hold: bool, signed/unsigned int, float, complex.
+_NUMERIC_KINDS = frozenset("biufc")
+
+
+def _as_numeric_array(value: Any, what: str) -> np.ndarray:
+    """Return ``value`` as an ndarray, refusing strings and Python objects."""
+    array = np.asarray(value)
+    if array.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(
+            f"{what} must be numeric, but got an array of dtype "
+            f"{array.dtype} from {type(value).__name__} {_short(value)}. "
+            "Pass numbers or a numeric NumPy array (bool, int, float or complex)."
+        )
+    return array
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _format_array(array: np.ndarray) -> str:
+    """Print small arrays in full, large ones as their shape and dtype."""
+    if array.ndim == 0:
+        return str(array.item())
+    if array.size < 20:
+        return np.array2string(array, separator=", ", threshold=20)
+    return f"array(shape={array.shape}, dtype={array.dtype})"
+
+
+class Variable:
+    """A value in the computation graph, and how it was computed.
+
+    Parameters
+    ----------
+    value
+        The value. It is stored as a NumPy array (``np.asarray``); a
+        0-d array stands for a scalar.
+    operation
+        The :class:`Operation` whose result this is, or ``None`` for a
+        leaf of the graph (see :class:`Parameter` and :class:`Input`).
+
+    Examples
+    --------
+    Operators build the graph for you:
+
+    >>> x = Parameter(3.0)
+    >>> y = x * x + 1
+    >>> y
+    Variable(10.0, <Add>)
+    >>> float(y.backprop()[x])
+    6.0
+    """
+
+    # ``ndarray + variable`` would otherwise be evaluated element by element by
+    # NumPy. Setting __array_ufunc__ to None tells NumPy to give up, so Python
+    # calls Variable.__radd__ and we get a Variable back.
+    __array_ufunc__ = None
+
+    def __init__(self, value: ArrayLike, operation: Operation | None = None) -> None:
+        self.value: np.ndarray = _as_numeric_array(value, type(self).__name__)
+        self.operation = operation
+
+    # -- NumPy-like attributes -------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of :attr:`value`."""
+        return self.value.shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions of :attr:`value`."""
+        return self.value.ndim
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The dtype of :attr:`value`."""
+        return self.value.dtype
+
+    @property
+    def size(self) -> int:
+        """The number of elements of :attr:`value`."""
+        return self.value.size
+
+    def backprop(self) -> dict[Variable, np.ndarray]:
+        """Gradients of this (scalar) variable; see :func:`backprop`."""
+        return backprop(self)
+
+    # -- operators: ``a + b`` means ``Add(a, b)`` -------------------------
+    # The operations live in autodiff.ops, which imports this module; it is
+    # imported at the end of this file, so the names resolve at call time.
+    def __add__(self, other: Any) -> Variable:
+        return _operations.Add(self, other)
+
+    def __radd__(self, other: Any) -> Variable:
+        return _operations.Add(other, self)
+
+    def __sub__(self, other: Any) -> Variable:
+        return _operations.Sub(self, other)
+
+    def __rsub__(self, other: Any) -> Variable:
+        return _operations.Sub(other, self)
+
+    def __mul__(self, other: Any) -> Variable:
+        return _operations.Mul(self, other)
+
+    def __rmul__(self, other: Any) -> Variable:
+        return _operations.Mul(other, self)
+
+    def __truediv__(self, other: Any) -> Variable:
+        return _operations.Div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Variable:
+        return _operations.Div(other, self)
+
+    def __matmul__(self, other: Any) -> Variable:
+        return _operations.MatMul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Variable:
+        return _operations.MatMul(other, self)
+
+    def __pow__(self, other: Any) -> Variable:
+        return _operations.Pow(self, other)
+
+    def __rpow__(self, other: Any) -> Variable:
+        return _operations.Pow(other, self)
+
+    def __neg__(self) -> Variable:
+        return _operations.Neg(self)
+
+    def __pos__(self) -> Variable:
+        return self
+
+    def __getitem__(self, index: Any) -> Variable:
+        return _operations.GetItem(self, index=index)
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Variable:
+        """Sum over ``axis``; see :class:`~autodiff.ops.Sum`."""
+        return _operations.Sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Variable:
+        """Mean over ``axis``; see :class:`~autodiff.ops.Mean`."""
+        return _operations.Mean(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape: Any) -> Variable:
+        """A view with another shape; see :class:`~autodiff.ops.Reshape`.
+
+        Accepts ``v.reshape(2, 3)`` as well as ``v.reshape((2, 3))``.
+        """
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _operations.Reshape(self, shape=shape)
+
+    @property
+    def T(self) -> Variable:
+        """The transpose (all axes reversed); see :class:`~autodiff.ops.Transpose`."""
+        return _operations.Transpose(self)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __repr__(self) -> str:
+        text = _format_array(self.value)
+        if self.operation is not None:
+            text += f", {self.operation!r}"
+        return f"{type(self).__qualname__}({text})"
+
+    # Variables are graph nodes and dictionary keys: they compare by identity.
+    # ``a == b`` keeps object identity semantics, ``bool(v)`` is ambiguous.
+    def __bool__(self) -> bool:
+        raise TypeError(
+            "The truth value of a Variable is ambiguous. "
+            "Compare its .value instead, for example `if v.value > 0:`."
+        )
+
+    __hash__ = object.__hash__
+
+
+class Parameter(Variable):
+    """A learnable leaf of the graph: weights, biases, anything we optimise.
+
+    The value is copied, so later updates do not change the caller's array,
+    and integers are converted to ``float64`` because a learnable value must
+    be able to take a step of any size.
+
+    Examples
+    --------
+    >>> w = Parameter([1, 2])
+    >>> w
+    Parameter([1., 2.])
+    >>> w.dtype
+    dtype('float64')
+    """
+
+    def __init__(self, value: ArrayLike) -> None:
+        array = _as_numeric_array(value, "Parameter")
+        if array.dtype.kind in "biu":
+            array = array.astype(np.float64)
+        super().__init__(np.array(array), operation=None)
+
+
+class Input(Variable):
+    """A leaf of the graph that is not learned: data, labels, constants.
+
+    Numbers and arrays passed to an operation are wrapped in ``Input``
+    automatically.
+
+    Examples
+    --------
+    >>> x = Input([1.0, 2.0])
+    >>> (x * 3).value
+    array([3., 6.])
+    """
+
+    def __init__(self, value: ArrayLike) -> None:
+        super().__init__(value, operation=None)
+
+
+GradFunction = Callable[[np.ndarray], tuple[Any, ...]]
+
+
+class Operation:
+    """Base class of every operation of the graph.
+
+    Calling an operation class runs it: ``Add(x, y)`` computes ``x + y`` at
+    once and returns a :class:`Variable`, not an ``Add`` instance. The
+    variable's :attr:`Variable.operation` is the ``Add`` instance, which keeps
+    its inputs in :attr:`args` and its backward rule in :attr:`grad`.
+
+    A subclass implements :meth:`apply`. It receives the inputs' values as
+    NumPy arrays, returns the output value, and assigns ``self.grad``: a
+    closure that takes the gradient of the output and returns one gradient
+    per positional input (the vector-Jacobian product).
+
+    Positional arguments are differentiable. Numbers and arrays among them are
+    wrapped in :class:`Input`. Keyword arguments are settings, such as an
+    axis, and are passed to :meth:`apply` unchanged; they must not be
+    variables.
+
+    Examples
+    --------
+    >>> class Square(Operation):
+    ...     def apply(self, x):
+    ...         def grad(gz):
+    ...             return gz * 2 * x,
+    ...         self.grad = grad
+    ...         return x * x
+    >>> y = Square(Parameter(3.0))
+    >>> y
+    Variable(9.0, <Square>)
+    >>> [float(g) for g in y.operation.grad(np.array(1.0))]
+    [6.0]
+    """
+
+    args: tuple[Variable, ...]
+    kwargs: dict[str, Any]
+
+    #: Set to True by operations whose ``grad(gz, needed)`` takes a second
+    #: argument: a tuple of booleans saying which inputs need a gradient, so
+    #: that costly ones (the matrix products of MatMul) can be skipped.
+    #: Gradients for inputs that are not needed may then be ``None``.
+    grad_takes_needed: bool = False
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Variable:  # type: ignore[misc]
+        for key, value in kwargs.items():
+            if isinstance(value, Variable):
+                raise TypeError(
+                    f"{cls.__name__}: the keyword argument {key}= is a Variable, "
+                    "but keyword arguments are settings and are not "
+                    "differentiated. Pass it as a positional argument, or pass "
+                    f"its .value if it really is a constant."
+                )
+        inputs = tuple([a if isinstance(a, Variable) else _as_variable(a, cls, args) for a in args])
+        operation = object.__new__(cls)
+        operation.args = inputs
+        operation.kwargs = kwargs
+        try:
+            value = operation.apply(*[v.value for v in inputs], **kwargs)
+        except ValueError as error:
+            if "broadcast" not in str(error):
+                raise
+            shapes = " and ".join(str(v.value.shape) for v in inputs)
+            raise ValueError(
+                f"{cls.__name__} cannot combine inputs of shapes {shapes}: they "
+                "do not broadcast. Shapes broadcast when, compared from the "
+                "last axis, each pair of lengths is equal or one of them is 1. "
+                "Reshape an input, or add an axis with x.reshape(...)."
+            ) from error
+        array = value if type(value) is np.ndarray else np.asarray(value)
+        if array.dtype.kind not in _NUMERIC_KINDS:
+            raise TypeError(
+                f"{cls.__name__}.apply returned a value of dtype {array.dtype} "
+                f"({type(value).__name__}); an operation must return a numeric "
+                "NumPy array. Check that apply returns the computed array and "
+                "that its inputs are numeric."
+            )
+        variable = Variable.__new__(Variable)
+        variable.value = array
+        variable.operation = operation
+        return variable
+
+    def apply(self, *args: Any, **kwargs: Any) -> Any:
+        """Compute the output value and define ``self.grad``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no apply method. Implement "
+            f"{type(self).__name__}.apply: compute the output with NumPy and "
+            "assign the grad closure to self.grad."
+        )
+
+    def grad(self, gz: np.ndarray) -> tuple[Any, ...]:
+        """Return the gradients of the inputs, given the output's gradient.
+
+        ``apply`` replaces this method with a closure, so this one only runs
+        when ``apply`` forgot to do that.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no grad. Inside "
+            f"{type(self).__name__}.apply, define `def grad(gz): ...` and "
+            "assign it with `self.grad = grad` before returning."
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__qualname__}>"
+
+
+def _as_variable(value: Any, operation: type, args: tuple[Any, ...]) -> Variable:
+    """Wrap a number or an array in an :class:`Input`."""
+    if isinstance(value, Variable):
+        return value
+    if type(value) is float or type(value) is int:
+        # A Python number takes the dtype of a floating-point input, so that
+        # ``x * 0.5`` keeps a float32 ``x`` in float32, as in NumPy.
+        dtype = None
+        for other in args:
+            if isinstance(other, Variable) and other.value.dtype.kind in "fc":
+                dtype = other.value.dtype
+                break
+        constant = Input.__new__(Input)
+        constant.value = np.asarray(value, dtype=dtype)
+        constant.operation = None
+        return constant
+    try:
+        return Input(value)
+    except TypeError as error:
+        raise TypeError(f"{operation.__name__}: {error}") from None
+
+
+def unbroadcast(gradient: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Bring a gradient back to the shape of its input by undoing broadcasting.
+
+    When an input of shape ``shape`` was broadcast to a larger shape in the
+    forward pass, each of its elements was used several times. The gradient
+    of each use arrives separately, so the gradient of the input is their
+    sum: over the leading axes that broadcasting prepended, and over the axes
+    where ``shape`` has length 1. A gradient that is smaller than ``shape``
+    (a scalar for a vector, say) is broadcast up to it.
+
+    Parameters
+    ----------
+    gradient
+        The gradient with respect to the broadcast input.
+    shape
+        The shape of the input before broadcasting.
+
+    Returns
+    -------
+    numpy.ndarray
+        An array of exactly ``shape``.
+
+    Raises
+    ------
+    ValueError
+        If ``gradient`` cannot have come from broadcasting ``shape``.
+
+    Examples
+    --------
+    >>> unbroadcast(np.ones((3, 2)), (2,))
+    array([3., 3.])
+    >>> unbroadcast(np.ones((3, 2)), (3, 1))
+    array([[2.],
+           [2.],
+           [2.]])
+    """
+    gradient = np.asarray(gradient)
+    if gradient.shape == shape:
+        return gradient
+    extra = gradient.ndim - len(shape)
+    if extra > 0:
+        # Axes that broadcasting put in front of the input's own axes.
+        gradient = gradient.sum(axis=tuple(range(extra)))
+    offset = len(shape) - gradient.ndim
+    stretched = tuple(
+        axis
+        for axis, length in enumerate(gradient.shape)
+        if length != 1 and shape[offset + axis] == 1
+    )
+    if stretched:
+        gradient = gradient.sum(axis=stretched, keepdims=True)
+    if gradient.shape != shape:
+        try:
+            gradient = np.broadcast_to(gradient, shape)
+        except ValueError:
+            raise ValueError(
+                f"a gradient of shape {gradient.shape} cannot belong to an "
+                f"input of shape {shape}"
+            ) from None
+    return gradient
+
+
+def topological_order(variable: Variable) -> list[Variable]:
+    """Every variable that ``variable`` depends on, inputs before outputs.
+
+    The order is a depth-first post-order: the inputs of an operation are
+    visited one after the other, each with everything it depends on, and a
+    variable is appended once all its inputs are. Each variable appears once,
+    however often it is used. The walk keeps its own stack instead of
+    recursing, so a graph of a million nested operations is no problem, and
+    a set makes the "seen already?" test constant time, so the whole walk is
+    linear in the size of the graph.
+
+    Parameters
+    ----------
+    variable
+        The output of the graph, usually the loss.
+
+    Returns
+    -------
+    list of Variable
+        The variables in execution order; ``variable`` is the last one.
+
+    Examples
+    --------
+    >>> x = Parameter(2.0)
+    >>> y = x * x + x
+    >>> [repr(v) for v in topological_order(y)]
+    ['Parameter(2.0)', 'Variable(4.0, <Mul>)', 'Variable(6.0, <Add>)']
+    """
+    if not isinstance(variable, Variable):
+        raise TypeError(
+            f"topological_order expects a Variable, but got "
+            f"{type(variable).__name__} {_short(variable)}."
+        )
+    order: list[Variable] = []
+    seen = {variable}
+    # Each stack entry is a variable and an iterator over the inputs that
+    # are still to be visited: the loop of the recursive version, paused.
+    stack = [(variable, iter(variable.operation.args if variable.operation else ()))]
+    while stack:
+        node, inputs = stack[-1]
+        for parent in inputs:
+            if parent not in seen:
+                seen.add(parent)
+                operation = parent.operation
+                stack.append((parent, iter(operation.args if operation else ())))
+                break
+        else:
+            stack.pop()
+            order.append(node)
+    return order
+
+
+#: The name the original exercise uses for :func:`topological_order`.
+get_variables = topological_order
+
+
+def backprop(
+    loss: Variable, variables: Iterable[Variable] | None = None
+) -> dict[Variable, np.ndarray]:
+    r"""Reverse-mode differentiation: the gradient of ``loss`` for every variable.
+
+    The variables are visited in reverse topological order, so a variable's
+    gradient is complete (every use has contributed) before its operation's
+    ``grad`` passes it on to the inputs. A variable used several times
+    receives the sum of the gradients of its uses, the multivariable chain
+    rule:
+
+    .. math:: \frac{\partial J}{\partial x} = \sum_i
+              \frac{\partial J}{\partial z_i} \frac{\partial z_i}{\partial x}.
+
+    Nothing is stored on the variables, so calling ``backprop`` twice gives
+    the same result.
+
+    Parameters
+    ----------
+    loss
+        A scalar variable (shape ``()``).
+    variables
+        Optional. If given, only the gradients of these variables are
+        returned, and every other gradient is dropped as soon as it has been
+        passed on. That keeps peak memory close to that of the forward pass.
+
+    Returns
+    -------
+    dict
+        A new dictionary from each variable to its gradient, an array of the
+        variable's shape. It starts with ``loss`` and lists each variable when
+        its first gradient contribution arrives, from the loss back to the
+        leaves.
+
+    Raises
+    ------
+    ValueError
+        If ``loss`` is not a scalar, or an operation's ``grad`` returns a
+        gradient whose shape does not fit its input.
+    TypeError
+        If an operation's ``grad`` returns something other than a tuple with
+        one gradient per input.
+
+    Examples
+    --------
+    >>> x = Parameter(7.0)
+    >>> gamma = Parameter(5.0)
+    >>> J = x * gamma + x
+    >>> gradients = backprop(J)
+    >>> float(gradients[x]), float(gradients[gamma])
+    (6.0, 7.0)
+    """
+    if not isinstance(loss, Variable):
+        raise TypeError(f"backprop expects a Variable, but got {type(loss).__name__}.")
+    if loss.value.shape != ():
+        raise ValueError(
+            f"backprop needs a scalar loss, but the loss has shape "
+            f"{loss.value.shape}. Reduce it first, for example with "
+            "loss.sum() or loss.mean()."
+        )
+    order = topological_order(loss)
+    seed_dtype = loss.value.dtype if loss.value.dtype.kind in "fc" else np.float64
+    gradients: dict[Variable, np.ndarray] = {loss: np.ones((), dtype=seed_dtype)}
+    wanted: set[Variable] | None = None
+    needed: set[Variable] | None = None
+    requested = None if variables is None else list(variables)
+    if requested is not None:
+        wanted = set(requested)
+        # Only variables that depend on a wanted one carry its gradient.
+        needed = set()
+        for variable in order:
+            operation = variable.operation
+            if variable in wanted or (
+                operation is not None and any(a in needed for a in operation.args)
+            ):
+                needed.add(variable)
+
+    # The graph is acyclic and freed by reference counting alone; the cyclic
+    # garbage collector would only rescan it again and again while it grows.
+    collector_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        for variable in reversed(order):
+            operation = variable.operation
+            if operation is None:
+                continue
+            if needed is None:
+                gz = gradients[variable]
+                input_gradients = operation.grad(gz)
+            else:
+                if variable not in needed:
+                    continue
+                assert wanted is not None
+                gz = gradients[variable] if variable in wanted else gradients.pop(variable)
+                if operation.grad_takes_needed:
+                    flags = tuple(a in needed for a in operation.args)
+                    input_gradients = operation.grad(gz, flags)  # type: ignore[call-arg]
+                else:
+                    input_gradients = operation.grad(gz)
+            inputs = operation.args
+            if type(input_gradients) is not tuple or len(input_gradients) != len(inputs):
+                _raise_bad_count(operation, input_gradients)
+            for argument, gradient in zip(inputs, input_gradients):
+                if needed is not None and argument not in needed:
+                    continue
+                if type(gradient) is not np.ndarray:
+                    gradient = np.asarray(gradient)  # NumPy scalars, lists
+                if gradient.shape != argument.value.shape:
+                    gradient = _fit_gradient(operation, argument, gradient)
+                previous = gradients.get(argument)
+                gradients[argument] = gradient if previous is None else previous + gradient
+    finally:
+        if collector_was_on:
+            gc.enable()
+
+    if requested is not None:
+        # A wanted variable the loss does not depend on has gradient zero.
+        return {
+            v: gradients[v] if v in gradients else np.zeros_like(v.value, dtype=seed_dtype)
+            for v in requested
+        }
+    return gradients
+
+
+def _raise_bad_count(operation: Operation, result: Any) -> None:
+    name = type(operation).__name__
+    expected = len(operation.args)
+    if type(result) is not tuple:
+        raise TypeError(
+            f"{name}.grad returned a {type(result).__name__}, but it must return "
+            f"a tuple with one gradient per input ({expected}). Did you forget "
+            "the trailing comma in `return gx,`?"
+        )
+    raise TypeError(
+        f"{name}.grad returned {len(result)} gradients, but {name} has "
+        f"{expected} positional input(s); return exactly one gradient per "
+        "input, in the order of the arguments."
+    )
+
+
+def _fit_gradient(operation: Operation, argument: Variable, gradient: Any) -> np.ndarray:
+    """Check one returned gradient and sum it back to its input's shape."""
+    name = type(operation).__name__
+    position = [a is argument for a in operation.args].index(True)
+    array = np.asarray(gradient)
+    if array.dtype.kind not in "biufc":
+        raise TypeError(
+            f"{name}.grad returned a gradient of dtype {array.dtype} for input "
+            f"{position}; gradients must be numeric arrays."
+        )
+    try:
+        return unbroadcast(array, argument.value.shape)
+    except ValueError:
+        raise ValueError(
+            f"{name}.grad returned a gradient of shape {array.shape} for input "
+            f"{position}, which has shape {argument.value.shape}. A gradient "
+            "must have its input's shape, or a shape the input was broadcast "
+            "to in the forward pass."
+        ) from None
+
+
+# Imported last: autodiff.ops needs Operation from this module.
+from autodiff import ops as _operations  # noqa: E402
