@@ -85,6 +85,8 @@ class Variable:
     6.0
     """
 
+    __slots__ = ("value", "operation", "__weakref__")
+
     # ``ndarray + variable`` would otherwise be evaluated element by element by
     # NumPy. Setting __array_ufunc__ to None tells NumPy to give up, so Python
     # calls Variable.__radd__ and we get a Variable back.
@@ -295,14 +297,8 @@ class Operation:
     grad_takes_needed: bool = False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Variable:  # type: ignore[misc]
-        for key, value in kwargs.items():
-            if isinstance(value, Variable):
-                raise TypeError(
-                    f"{cls.__name__}: the keyword argument {key}= is a Variable, "
-                    "but keyword arguments are settings and are not "
-                    "differentiated. Pass it as a positional argument, or pass "
-                    f"its .value if it really is a constant."
-                )
+        if kwargs:
+            _check_settings(cls, kwargs)
         inputs = tuple([a if isinstance(a, Variable) else _as_variable(a, cls, args) for a in args])
         operation = object.__new__(cls)
         operation.args = inputs
@@ -354,6 +350,18 @@ class Operation:
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__}>"
+
+
+def _check_settings(operation: type, settings: dict[str, Any]) -> None:
+    """Refuse variables among keyword arguments: those are not differentiated."""
+    for key, value in settings.items():
+        if isinstance(value, Variable):
+            raise TypeError(
+                f"{operation.__name__}: the keyword argument {key}= is a Variable, "
+                "but keyword arguments are settings and are not differentiated. "
+                "Pass it as a positional argument, or pass its .value if it "
+                "really is a constant."
+            )
 
 
 def _as_variable(value: Any, operation: type, args: tuple[Any, ...]) -> Variable:
@@ -559,7 +567,7 @@ def backprop(
     order = topological_order(loss)
     seed_dtype = loss.value.dtype if loss.value.dtype.kind in "fc" else np.float64
     gradients: dict[Variable, np.ndarray] = {loss: np.ones((), dtype=seed_dtype)}
-    wanted: set[Variable] | None = None
+    wanted: set[Variable] = set()
     needed: set[Variable] | None = None
     requested = None if variables is None else list(variables)
     if requested is not None:
@@ -580,18 +588,14 @@ def backprop(
     try:
         for variable in reversed(order):
             operation = variable.operation
-            if operation is None:
+            if operation is None or (needed is not None and variable not in needed):
                 continue
             if needed is None:
-                gz = gradients[variable]
-                input_gradients = operation.grad(gz)
+                input_gradients = operation.grad(gradients[variable])
             else:
-                if variable not in needed:
-                    continue
-                assert wanted is not None
                 gz = gradients[variable] if variable in wanted else gradients.pop(variable)
                 if operation.grad_takes_needed:
-                    flags = tuple(a in needed for a in operation.args)
+                    flags = tuple([a in needed for a in operation.args])
                     input_gradients = operation.grad(gz, flags)  # type: ignore[call-arg]
                 else:
                     input_gradients = operation.grad(gz)
