@@ -95,7 +95,8 @@ def _compare(
         return
     excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
     excess = np.where(np.isnan(excess), np.inf, excess)
-    worst = np.unravel_index(np.argmax(excess), analytic.shape) if analytic.ndim else ()
+    # Plain ints, so that the message reads (1, 2), not (np.int64(1), np.int64(2)).
+    worst = tuple(int(i) for i in np.unravel_index(np.argmax(excess), analytic.shape))
     a, n = float(analytic[worst]), float(numeric[worst])
     raise GradientCheckError(
         f"Gradient check failed for {what}, element {worst}:\n"

@@ -607,6 +607,8 @@ def backprop(
                     continue
                 if type(gradient) is not np.ndarray:
                     gradient = np.asarray(gradient)  # NumPy scalars, lists
+                    if gradient.dtype.kind not in _NUMERIC_KINDS:  # None, say
+                        _fit_gradient(operation, argument, gradient)  # raises TypeError
                 if gradient.shape != argument.value.shape:
                     gradient = _fit_gradient(operation, argument, gradient)
                 previous = gradients.get(argument)

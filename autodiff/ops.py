@@ -223,7 +223,9 @@ class Pow(Operation):
             gx = gz * y * x ** (y - 1)
             positive = x > 0
             log_x = np.log(np.where(positive, x, 1))
-            gy = np.where(positive, gz * z * log_x, np.where(x == 0, 0, np.nan))
+            gy = gz * z * log_x
+            # astype: the 0 and nan must not turn a float32 gradient into float64.
+            gy = np.where(positive, gy, np.where(x == 0, 0, np.nan).astype(gy.dtype))
             return gx, gy
         self.grad = grad
 

@@ -1,0 +1,308 @@
+"""Benchmark the engine: per-node overhead and wide elementwise operations.
+
+Run from the repository root (``make bench`` does this)::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/bench_engine.py
+
+It prints tables and asserts nothing. Options: ``--quick`` skips N = 1e6 in the
+chain benchmark; ``--nodes 1000 10000`` chooses the chain lengths.
+
+1. Per-node overhead. A chain ``x = x * 1.0001 + 0.001`` of N operations (each
+   loop step makes two), forward pass and ``backprop``. Reported in
+   microseconds per node, next to the floor: one NumPy multiplication of two
+   0-d arrays, measured in the same run.
+2. Wide operations. Twenty elementwise operations on 1e6 float64 values,
+   forward and backward, against the same computation written by hand in
+   NumPy (the forward pass keeps what the backward pass needs; the backward
+   pass applies the chain rule). Time is the best of 5 runs; peak memory is
+   the tracemalloc peak of one run (NumPy reports its array buffers to
+   tracemalloc, so they are counted), above what was allocated before it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import sys
+import time
+import timeit
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from autodiff import Exp, Parameter, Sigmoid, Tanh, backprop  # noqa: E402
+
+
+# ----------------------------------------------------------------------- environment
+def describe_environment() -> None:
+    print(f"Python {platform.python_version()} ({platform.python_implementation()}), NumPy {np.__version__}")
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} logical CPUs, {platform.platform()}")
+    try:
+        from threadpoolctl import threadpool_info
+
+        for pool in threadpool_info():
+            print(
+                f"BLAS/threads (threadpoolctl): {pool.get('internal_api')} {pool.get('version')}, "
+                f"{pool.get('num_threads')} threads, architecture {pool.get('architecture')}"
+            )
+    except ImportError:
+        try:
+            config = np.show_config(mode="dicts")  # type: ignore[call-arg]
+            blas = config["Build Dependencies"]["blas"]
+            print(f"BLAS (numpy build config; threadpoolctl not installed): {blas.get('name')} {blas.get('version')}")
+        except Exception:  # an older NumPy: the figure is optional
+            print("BLAS: unknown (install threadpoolctl to see it)")
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        if name in os.environ:
+            print(f"  note: {name}={os.environ[name]} is set")
+    if hasattr(os, "getloadavg"):
+        print(f"Load average (1, 5, 15 min): {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"Garbage collector enabled: {gc.isenabled()}, thresholds {gc.get_threshold()}")
+    print()
+
+
+# ------------------------------------------------------------------ per-node overhead
+def numpy_floor() -> float:
+    """Seconds for one multiplication of two 0-d arrays: the cost of one NumPy call."""
+    a, b = np.array(1.0), np.array(1.0001)
+    timer = timeit.Timer("a * b", globals={"a": a, "b": b})
+    number = 200_000
+    return min(timer.repeat(repeat=5, number=number)) / number
+
+
+def chain_once(nodes: int) -> tuple[float, float, float]:
+    """Forward, backward and clean-up time of one chain of ``nodes`` operations."""
+    x = Parameter(1.0)
+    start = time.perf_counter()
+    y = x
+    for _ in range(nodes // 2):
+        y = y * 1.0001 + 0.001
+    middle = time.perf_counter()
+    gradients = backprop(y)
+    end = time.perf_counter()
+    expected = 1.0001 ** (nodes // 2)
+    assert abs(float(gradients[x]) / expected - 1) < 1e-6, "wrong gradient in the chain"
+    freeing = time.perf_counter()
+    del gradients, y  # reference counting frees the whole graph here
+    freed = time.perf_counter()
+    gc.collect()
+    return middle - start, end - middle, freed - freeing
+
+
+def bench_chain(sizes: list[int]) -> None:
+    floor = numpy_floor()
+    print("1. Per-node overhead: x = x * 1.0001 + 0.001, N operations, forward + backprop(y)")
+    print(f"   floor: one NumPy multiply of two 0-d arrays = {floor * 1e6:.3f} µs")
+    header = f"{'N nodes':>10} {'runs':>5} {'forward':>10} {'backward':>10} {'total':>10} {'total/floor':>12} {'free graph':>11}"
+    print("   " + header)
+    print("   " + f"{'':>10} {'':>5} {'µs/node':>10} {'µs/node':>10} {'µs/node':>10} {'':>12} {'µs/node':>11}")
+    totals = []
+    for nodes in sizes:
+        repeats = 5 if nodes <= 10_000 else 3 if nodes <= 100_000 else 1
+        best = None
+        for _ in range(repeats):
+            result = chain_once(nodes)
+            if best is None or sum(result[:2]) < sum(best[:2]):
+                best = result
+        assert best is not None
+        forward, backward, free = (t / nodes * 1e6 for t in best)
+        total = forward + backward
+        totals.append(total)
+        print(
+            "   "
+            + f"{nodes:>10,} {repeats:>5} {forward:>10.3f} {backward:>10.3f} {total:>10.3f} "
+            f"{total / (floor * 1e6):>11.1f}x {free:>11.3f}"
+        )
+    if len(totals) > 1:
+        print(f"   flatness: max/min of total µs/node over N = {max(totals) / min(totals):.2f} (target <= 1.30)")
+    print(f"   target: total <= 5 µs/node at every N; worst here {max(totals):.2f} µs/node")
+    print("   (best of 5 runs for N <= 1e4, of 3 for 1e5, one run for 1e6; 'free graph' is not in the total)")
+    print()
+
+
+# ------------------------------------------------------------------ wide operations
+def wide_autodiff(x: Parameter) -> Any:
+    """Twenty elementwise operations, ending in a sum (operation 20)."""
+    a = x * x  # 1
+    b = -a  # 2
+    c = Exp(b)  # 3
+    d = Tanh(x)  # 4
+    e = c * d  # 5
+    f = e + x  # 6
+    g = Sigmoid(f)  # 7
+    h = g - c  # 8
+    i = h * f  # 9
+    j = Tanh(i)  # 10
+    k = j * 2.0  # 11
+    l = k + 0.5  # 12
+    m = l * l  # 13
+    p = a + 1.0  # 14
+    n = m / p  # 15
+    q = -n  # 16
+    o = Exp(q)  # 17
+    r = o * g  # 18
+    s = r - d  # 19
+    return s.sum()  # 20
+
+
+def wide_by_hand(x: np.ndarray) -> tuple[float, np.ndarray]:
+    """The same twenty operations and their gradient, written by hand with NumPy."""
+    # Forward; ``del`` drops what the backward pass does not need, as soon as possible.
+    a = x * x
+    b = -a
+    c = np.exp(b)
+    del b
+    d = np.tanh(x)
+    e = c * d
+    f = e + x
+    del e
+    g = 0.5 * (1 + np.tanh(0.5 * f))
+    h = g - c
+    i = h * f
+    j = np.tanh(i)
+    del i
+    k = j * 2.0
+    l = k + 0.5
+    del k
+    m = l * l
+    p = a + 1.0
+    del a
+    n = m / p
+    del m
+    q = -n
+    o = np.exp(q)
+    del q
+    r = o * g
+    s = r - d
+    del r
+    loss = float(s.sum())
+    del s
+    # Backward, from the sum down to x.
+    gs = np.ones_like(x)
+    gr, gd = gs, -gs
+    go, gg = gr * g, gr * o
+    gq = go * o
+    del go, o
+    gn = -gq
+    del gq
+    gm = gn / p
+    gp = -gm * n
+    del gn, n, p
+    gl = 2 * gm * l
+    del gm, l
+    gj = gl * 2.0
+    del gl
+    gi = gj * (1 - j * j)
+    del gj, j
+    gh, gf = gi * f, gi * h
+    del gi, h, f
+    gg = gg + gh
+    gc = -gh
+    del gh
+    gf = gf + gg * g * (1 - g)
+    del gg, g
+    gx = gf
+    gc = gc + gf * d
+    gd = gd + gf * c
+    del gf
+    gx = gx + gd * (1 - d * d)
+    del gd, d
+    gb = gc * c
+    del gc, c
+    ga = -gb + gp
+    del gb, gp
+    gx = gx + 2 * x * ga
+    return loss, gx
+
+
+def run_autodiff_lean(values: np.ndarray) -> np.ndarray:
+    x = Parameter(values)
+    return backprop(wide_autodiff(x), variables=[x])[x]
+
+
+def run_autodiff_full(values: np.ndarray) -> np.ndarray:
+    x = Parameter(values)
+    return backprop(wide_autodiff(x))[x]
+
+
+def run_by_hand(values: np.ndarray) -> np.ndarray:
+    return wide_by_hand(values)[1]
+
+
+def best_time(function: Callable[[np.ndarray], np.ndarray], values: np.ndarray, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function(values)
+        times.append(time.perf_counter() - start)
+        gc.collect()
+    return min(times)
+
+
+def peak_memory(function: Callable[[np.ndarray], np.ndarray], values: np.ndarray) -> int:
+    """Bytes allocated at the peak of one call, above what was allocated before it."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        result = function(values)
+        peak = tracemalloc.get_traced_memory()[1]
+        del result
+    finally:
+        tracemalloc.stop()
+    return peak - before
+
+
+def bench_wide(size: int) -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=size)
+    print(f"2. Wide operations: 20 elementwise operations on {size:,} float64 values, forward + backward")
+    print(f"   (one array = {values.nbytes / 2**20:.1f} MiB; Parameter copies x once, counted in autodiff's memory)")
+    reference = run_by_hand(values)
+    for name, function in [("lean", run_autodiff_lean), ("full", run_autodiff_full)]:
+        difference = float(np.max(np.abs(function(values) - reference)))
+        print(f"   max |gradient(autodiff {name}) - gradient(by hand)| = {difference:.3g}")
+    rows = [
+        ("NumPy by hand", run_by_hand),
+        ("autodiff backprop(loss, variables=[x])", run_autodiff_lean),
+        ("autodiff backprop(loss)", run_autodiff_full),
+    ]
+    measured = []
+    for name, function in rows:
+        seconds = best_time(function, values)
+        peak = peak_memory(function, values)
+        measured.append((name, seconds, peak))
+    hand_seconds, hand_peak = measured[0][1], measured[0][2]
+    print(f"   {'':<40} {'time (best of 5)':>17} {'ratio':>7} {'peak memory':>12} {'ratio':>7}")
+    for name, seconds, peak in measured:
+        print(
+            f"   {name:<40} {seconds * 1e3:>14.1f} ms {seconds / hand_seconds:>6.2f}x "
+            f"{peak / 2**20:>8.1f} MiB {peak / hand_peak:>6.2f}x"
+        )
+    print("   target: autodiff <= 1.2x the time and <= 1.2x the peak memory of the hand-written version")
+    print("   peak memory: tracemalloc peak during one call (NumPy array buffers included), minus the")
+    print("   memory allocated before the call; the input array itself is not counted.")
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="skip N = 1e6 in the chain benchmark")
+    parser.add_argument("--nodes", type=int, nargs="*", help="chain lengths (default 1e3 1e4 1e5 1e6)")
+    parser.add_argument("--size", type=int, default=1_000_000, help="array size for the wide benchmark")
+    arguments = parser.parse_args()
+    sizes = arguments.nodes or [1_000, 10_000, 100_000] + ([] if arguments.quick else [1_000_000])
+    describe_environment()
+    bench_chain(sizes)
+    bench_wide(arguments.size)
+
+
+if __name__ == "__main__":
+    main()
