@@ -422,30 +422,30 @@ def unbroadcast(gradient: Any, shape: tuple[int, ...]) -> np.ndarray:
            [2.],
            [2.]])
     """
-    gradient = np.asarray(gradient)
-    if gradient.shape == shape:
-        return gradient
-    extra = gradient.ndim - len(shape)
+    array: np.ndarray = np.asarray(gradient)
+    if array.shape == shape:
+        return array
+    extra = array.ndim - len(shape)
     if extra > 0:
         # Axes that broadcasting put in front of the input's own axes.
-        gradient = gradient.sum(axis=tuple(range(extra)))
-    offset = len(shape) - gradient.ndim
+        array = np.asarray(array.sum(axis=tuple(range(extra))))
+    offset = len(shape) - array.ndim
     stretched = tuple(
         axis
-        for axis, length in enumerate(gradient.shape)
+        for axis, length in enumerate(array.shape)
         if length != 1 and shape[offset + axis] == 1
     )
     if stretched:
-        gradient = gradient.sum(axis=stretched, keepdims=True)
-    if gradient.shape != shape:
+        array = np.asarray(array.sum(axis=stretched, keepdims=True))
+    if array.shape != shape:
         try:
-            gradient = np.broadcast_to(gradient, shape)
+            array = np.broadcast_to(array, shape)
         except ValueError:
             raise ValueError(
-                f"a gradient of shape {gradient.shape} cannot belong to an "
+                f"a gradient of shape {array.shape} cannot belong to an "
                 f"input of shape {shape}"
             ) from None
-    return gradient
+    return array
 
 
 def topological_order(variable: Variable) -> list[Variable]:

@@ -21,7 +21,7 @@ _SYMBOLS = {"Add": "+", "Sub": "−", "Mul": "×", "Div": "÷", "Neg": "−", "P
 
 
 @lru_cache(maxsize=None)
-def _input_names(cls: type) -> tuple[str, ...]:
+def _input_names(cls: type[Operation]) -> tuple[str, ...]:
     """The names of the positional inputs of ``cls.apply`` (``x``, ``y``, ...)."""
     parameters = list(inspect.signature(cls.apply).parameters.values())[1:]
     return tuple(
@@ -32,7 +32,7 @@ def _input_names(cls: type) -> tuple[str, ...]:
 
 
 def _edge_label(operation: Operation, position: int) -> str:
-    names = _input_names(type(operation))
+    names = _input_names(type(operation))  # type: ignore[arg-type]
     return names[position] if position < len(names) else str(position)
 
 
