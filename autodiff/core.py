@@ -99,22 +99,22 @@ class Variable:
     # -- NumPy-like attributes -------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        """The shape of :attr:`value`."""
+        """The shape of ``value``."""
         return self.value.shape
 
     @property
     def ndim(self) -> int:
-        """The number of dimensions of :attr:`value`."""
+        """The number of dimensions of ``value``."""
         return self.value.ndim
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        """The dtype of :attr:`value`."""
+        """The dtype of ``value``."""
         return self.value.dtype
 
     @property
     def size(self) -> int:
-        """The number of elements of :attr:`value`."""
+        """The number of elements of ``value``."""
         return self.value.size
 
     def backprop(self) -> dict[Variable, np.ndarray]:
@@ -259,8 +259,8 @@ class Operation:
 
     Calling an operation class runs it: ``Add(x, y)`` computes ``x + y`` at
     once and returns a :class:`Variable`, not an ``Add`` instance. The
-    variable's :attr:`Variable.operation` is the ``Add`` instance, which keeps
-    its inputs in :attr:`args` and its backward rule in :attr:`grad`.
+    variable's ``operation`` is the ``Add`` instance, which keeps
+    its inputs in ``args`` and its backward rule in ``grad``.
 
     A subclass implements :meth:`apply`. It receives the inputs' values as
     NumPy arrays, returns the output value, and assigns ``self.grad``: a
