@@ -23,6 +23,10 @@ sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 # An inherited MPLBACKEND=agg would make every matplotlib figure vanish from the
 # book without an error; the notebook kernels inherit this process's environment.
 os.environ.pop("MPLBACKEND", None)
+# The notebook kernels inherit this environment. One BLAS thread per kernel keeps the
+# chapters' timings steady and the build fast on small, busy machines: idle OpenBLAS
+# threads spin while they wait for a core. A reader's own run uses all threads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # -- Project -------------------------------------------------------------------
 

@@ -1,0 +1,443 @@
+"""MNIST: find, download, verify and read the files, and cut them into batches.
+
+:func:`load_mnist` looks for the four MNIST files in a folder:
+
+1. the ``folder`` argument, else
+2. the environment variable ``AUTODIFF_MNIST_DIR``, else
+3. the user cache folder, ``$XDG_CACHE_HOME/autodiff/mnist`` (by default
+   ``~/.cache/autodiff/mnist``).
+
+Missing files are downloaded from a public mirror of the official files,
+with a progress bar. A download is written to a temporary file in the same
+folder, checked against the official size and SHA-256, and only then renamed
+to its final name, so an interrupted or corrupt download never leaves a file
+that looks complete. Files already in the folder (your own copy, or a
+subset such as the 5,000 training images of the book's offline build) are
+checked by their IDX headers instead, since their checksums may differ.
+
+The IDX format is a tiny header followed by raw bytes: a magic number
+(``2051`` for images, ``2049`` for labels) whose last byte is the number of
+dimensions, then each dimension as a big-endian 32-bit integer.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from autodiff.nn.layers import make_rng
+
+__all__ = [
+    "MNIST",
+    "MNIST_URL",
+    "MNIST_CHECKSUMS",
+    "ENVIRONMENT_VARIABLE",
+    "IDXError",
+    "DownloadError",
+    "default_folder",
+    "read_idx",
+    "download",
+    "load_mnist",
+    "batches",
+]
+
+#: The public mirror of the official files used by the exercise.
+MNIST_URL = "https://raw.githubusercontent.com/fgnt/mnist/master/"
+
+#: The environment variable naming a folder with the MNIST files.
+ENVIRONMENT_VARIABLE = "AUTODIFF_MNIST_DIR"
+
+#: Size in bytes and SHA-256 of each official file, checked after a download.
+MNIST_CHECKSUMS: dict[str, tuple[int, str]] = {
+    "train-images-idx3-ubyte.gz": (
+        9912422,
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        28881,
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        1648877,
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        4542,
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    ),
+}
+
+_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
+_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+
+
+class IDXError(ValueError):
+    """A file is not a valid MNIST IDX file; the message names the file."""
+
+
+class DownloadError(OSError):
+    """A download failed or did not match its expected size or SHA-256."""
+
+
+class MNIST(NamedTuple):
+    """The four MNIST arrays, in the order the exercise's ``get_mnist`` returns them."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+def default_folder() -> Path:
+    """The folder :func:`load_mnist` uses when none is given.
+
+    ``$AUTODIFF_MNIST_DIR`` if set, else ``$XDG_CACHE_HOME/autodiff/mnist``,
+    else ``~/.cache/autodiff/mnist``.
+    """
+    if os.environ.get(ENVIRONMENT_VARIABLE):
+        return Path(os.environ[ENVIRONMENT_VARIABLE]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "autodiff" / "mnist"
+
+
+def read_idx(path: str | os.PathLike[str], magic: int | None = None) -> np.ndarray:
+    """Read an IDX file of unsigned bytes (gzip-compressed or not).
+
+    Parameters
+    ----------
+    path
+        The file. A name ending in ``.gz`` is decompressed.
+    magic
+        If given, the magic number the file must have (2051 for images,
+        2049 for labels).
+
+    Returns
+    -------
+    numpy.ndarray
+        A ``uint8`` array of the shape the header gives.
+
+    Raises
+    ------
+    IDXError
+        If the file is not valid gzip, has another magic number, or holds
+        fewer or more bytes than its header announces. The message names
+        the file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "labels-idx1-ubyte"
+    >>> _ = path.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]))
+    >>> read_idx(path, magic=2049)
+    array([7, 2, 1], dtype=uint8)
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"read_idx: no file {path}") from None
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as error:
+            raise IDXError(
+                f"{path}: not a valid gzip file ({error}). The file is damaged or "
+                "incomplete; delete it so that it is downloaded again."
+            ) from None
+    if len(raw) < 4:
+        raise IDXError(f"{path}: only {len(raw)} bytes, too short for an IDX header.")
+    found_magic = int.from_bytes(raw[:4], "big")
+    ndim = raw[3]
+    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or ndim == 0:
+        raise IDXError(
+            f"{path}: magic number {found_magic} is not that of an IDX file of "
+            "unsigned bytes (2051 for images, 2049 for labels)."
+        )
+    if magic is not None and found_magic != magic:
+        raise IDXError(
+            f"{path}: magic number {found_magic}, expected {magic} "
+            f"({'images' if magic == _IMAGES_MAGIC else 'labels'}). "
+            "Are the image and label files swapped?"
+        )
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise IDXError(f"{path}: truncated: the header announces {ndim} dimensions.")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape))
+    if len(raw) != expected:
+        what = "truncated" if len(raw) < expected else "has trailing bytes"
+        raise IDXError(
+            f"{path}: {what}: the header announces shape {shape}, that is "
+            f"{expected} bytes in all, but the file holds {len(raw)}."
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _read_images(path: Path) -> np.ndarray:
+    images = read_idx(path, magic=_IMAGES_MAGIC)
+    if images.shape[1:] != (28, 28):
+        raise IDXError(
+            f"{path}: images of {images.shape[1:]} pixels; MNIST images are 28 x 28."
+        )
+    return images
+
+
+def _read_labels(path: Path) -> np.ndarray:
+    labels = read_idx(path, magic=_LABELS_MAGIC)
+    if labels.size and labels.max() > 9:
+        raise IDXError(f"{path}: a label is {labels.max()}; MNIST labels are 0 to 9.")
+    return labels
+
+
+def download(
+    url: str,
+    path: str | os.PathLike[str],
+    *,
+    size: int | None = None,
+    sha256: str | None = None,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``url`` to ``path`` atomically, checking its size and SHA-256.
+
+    The data goes to a temporary file beside ``path`` and is renamed to
+    ``path`` (:func:`os.replace`, atomic on one file system) only when it is
+    complete and matches ``size`` and ``sha256``. On any failure the
+    temporary file is deleted, so ``path`` either does not exist or is right.
+
+    Parameters
+    ----------
+    url
+        What to download.
+    path
+        Where to store it; the folder must exist.
+    size, sha256
+        The expected number of bytes and SHA-256 (hex); ``None`` skips a check.
+    progress
+        Show a progress bar (tqdm) on standard error.
+    timeout
+        Seconds to wait for the server.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    DownloadError
+        If the server fails, the connection breaks, or the size or the hash
+        differ; the message gives the URL (and both hashes).
+    """
+    from tqdm import tqdm
+
+    path = Path(path)
+    handle, temporary_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    temporary = Path(temporary_name)
+    digest = hashlib.sha256()
+    written = 0
+    try:
+        with os.fdopen(handle, "wb") as output:
+            try:
+                response = urllib.request.urlopen(url, timeout=timeout)
+            except urllib.error.HTTPError as error:
+                raise DownloadError(
+                    f"download: the server answered {error.code} {error.reason} for {url}."
+                ) from None
+            except (urllib.error.URLError, OSError) as error:
+                raise DownloadError(
+                    f"download: cannot reach {url} ({error}). Check the network, or "
+                    f"copy the file to {path} yourself."
+                ) from None
+            with response:
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else size
+                with tqdm(
+                    total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                    desc=path.name, disable=not progress, file=sys.stderr,
+                ) as bar:
+                    try:
+                        while chunk := response.read(1 << 16):
+                            output.write(chunk)
+                            digest.update(chunk)
+                            written += len(chunk)
+                            bar.update(len(chunk))
+                    except (OSError, ValueError) as error:  # IncompleteRead, reset
+                        raise DownloadError(
+                            f"download: the connection broke after {written} bytes of "
+                            f"{url} ({error!r}). Try again."
+                        ) from None
+                if length and length.isdigit() and written != int(length):
+                    raise DownloadError(
+                        f"download: the connection broke after {written} of the "
+                        f"{length} bytes of {url}. Try again."
+                    )
+            output.flush()
+            os.fsync(output.fileno())
+        if size is not None and written != size:
+            raise DownloadError(
+                f"download: {url} gave {written} bytes, expected {size}. The file was "
+                "not kept; try again."
+            )
+        if sha256 is not None and digest.hexdigest() != sha256.lower():
+            raise DownloadError(
+                f"download: the SHA-256 of {url} is {digest.hexdigest()}, expected "
+                f"{sha256.lower()}. The file was not kept. The mirror may have "
+                "changed, or the download was corrupted; try again."
+            )
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_mnist(
+    folder: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = True,
+    flatten: bool = False,
+    url: str = MNIST_URL,
+    checksums: Mapping[str, tuple[int, str]] = MNIST_CHECKSUMS,
+    progress: bool = True,
+) -> MNIST:
+    """Load MNIST, downloading the files that are missing.
+
+    Parameters
+    ----------
+    folder
+        Where the four ``*-ubyte.gz`` files are or go. Default: the
+        environment variable ``AUTODIFF_MNIST_DIR``, else the user cache
+        folder (see :func:`default_folder`).
+    download
+        Download missing files. With ``False`` a missing file is an error.
+    flatten
+        Return images of shape ``(n, 784)`` instead of ``(n, 28, 28)``.
+    url
+        The base URL the file names are appended to.
+    checksums
+        ``{file name: (size, sha256)}`` that downloaded files must match.
+    progress
+        Show a progress bar while downloading.
+
+    Returns
+    -------
+    MNIST
+        A named tuple ``(train_images, train_labels, test_images,
+        test_labels)``. Images are ``float32`` in ``[0, 1)``: the bytes
+        0..255 divided by 256, as in the exercise. Labels are ``int64``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a file is missing and ``download`` is false.
+    DownloadError
+        If a download fails or does not match its checksum.
+    IDXError
+        If a file is not a valid MNIST IDX file, or the numbers of images
+        and labels differ.
+    """
+    folder = default_folder() if folder is None else Path(folder).expanduser()
+    arrays: list[np.ndarray] = []
+    for split in ("train", "t10k"):
+        images_name = f"{split}-images-idx3-ubyte.gz"
+        labels_name = f"{split}-labels-idx1-ubyte.gz"
+        paths = []
+        for name in (images_name, labels_name):
+            path = folder / name
+            if not path.exists():
+                if not download:
+                    raise FileNotFoundError(
+                        f"load_mnist: {path} does not exist. Put the MNIST files in "
+                        f"{folder}, point the environment variable "
+                        f"{ENVIRONMENT_VARIABLE} at a folder that holds them, or pass "
+                        "download=True."
+                    )
+                if name not in checksums:
+                    raise KeyError(f"load_mnist: no checksum known for {name}.")
+                expected_size, expected_hash = checksums[name]
+                folder.mkdir(parents=True, exist_ok=True)
+                _download_file(url.rstrip("/") + "/" + name, path, size=expected_size,
+                               sha256=expected_hash, progress=progress)
+            paths.append(path)
+        images = _read_images(paths[0])
+        labels = _read_labels(paths[1])
+        if len(images) != len(labels):
+            raise IDXError(
+                f"load_mnist: {paths[0]} holds {len(images)} images but {paths[1]} "
+                f"holds {len(labels)} labels; they must match one to one."
+            )
+        flat = images.reshape(len(images), -1) if flatten else images
+        pixels = flat.astype(np.float32)
+        pixels *= np.float32(1 / 256)  # exact: a power of two
+        arrays += [pixels, labels.astype(np.int64)]
+    return MNIST(*arrays)
+
+
+# A module-level alias, because load_mnist's ``download`` argument hides the function.
+_download_file = download
+
+
+def batches(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    seed: int | np.random.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield minibatches ``(images[i], labels[i])``, in a seeded random order.
+
+    Parameters
+    ----------
+    images, labels
+        Arrays with the same first axis.
+    batch_size
+        Rows per batch. The last batch is smaller when ``batch_size`` does
+        not divide the number of rows.
+    shuffle
+        Visit the rows in a random order (a new one for each call).
+    seed
+        An int or a :class:`numpy.random.Generator`; the same seed gives the
+        same order. Pass one generator to every epoch's call for a new order
+        each epoch that is still reproducible.
+    drop_last
+        Skip the last batch if it is smaller than ``batch_size``.
+
+    Examples
+    --------
+    >>> x, y = np.arange(10.0), np.arange(10)
+    >>> [len(b) for b, _ in batches(x, y, 4)]
+    [4, 4, 2]
+    >>> [b.tolist() for _, b in batches(x, y, 4, shuffle=False, drop_last=True)]
+    [[0, 1, 2, 3], [4, 5, 6, 7]]
+    """
+    if len(images) != len(labels):
+        raise ValueError(
+            f"batches: {len(images)} images but {len(labels)} labels; they must "
+            "have the same length."
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batches: batch_size must be a positive int, got {batch_size!r}.")
+    n = len(images)
+    order = make_rng(seed).permutation(n) if shuffle else None
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        if order is None:
+            yield images[start : start + batch_size], labels[start : start + batch_size]
+        else:
+            index = order[start : start + batch_size]
+            yield images[index], labels[index]
+

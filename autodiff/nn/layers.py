@@ -1,0 +1,392 @@
+r"""Layers: modules that hold parameters and map a Variable to a Variable.
+
+A :class:`Module` is any object with a ``forward`` method whose learnable
+:class:`~autodiff.core.Parameter` objects are stored as attributes: directly,
+inside other modules, or inside lists and tuples of modules. The base class
+finds them by walking those attributes, so a model never lists its own
+parameters.
+
+Calling a layer on an array or a :class:`~autodiff.core.Variable` returns a
+Variable, exactly like calling an operation, so layers and operations mix
+freely.
+
+Parameters are ``float32`` by default (``dtype=np.float32``): that halves the
+memory and the time of every matrix product compared to ``float64`` and is
+plenty for training. Feed ``float32`` data and everything stays ``float32``.
+Pass ``dtype=np.float64`` for gradient checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from autodiff import ops
+from autodiff.core import Operation, Parameter, Variable
+
+__all__ = ["Module", "Affine", "Linear", "Sequential", "ReLU", "Sigmoid", "Tanh", "mlp", "make_rng"]
+
+#: The initialisations :class:`Linear` knows.
+INITS = ("he", "glorot", "uniform")
+
+
+def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """Return a NumPy random generator for ``seed``.
+
+    Parameters
+    ----------
+    seed
+        An int (a fresh, reproducible generator), an existing
+        :class:`numpy.random.Generator` (used as it is, so several layers can
+        share one stream), or ``None`` (fresh entropy from the OS).
+
+    Examples
+    --------
+    >>> make_rng(0).integers(10, size=3)
+    array([8, 6, 5])
+    """
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return np.random.default_rng(seed)
+    if isinstance(seed, np.random.Generator):
+        return seed
+    raise TypeError(
+        f"seed must be an int, a numpy.random.Generator or None, but got "
+        f"{type(seed).__name__}. Use for example seed=0, or "
+        "seed=np.random.default_rng(0) to share one generator between layers."
+    )
+
+
+class Module:
+    """Base class of layers and models.
+
+    A subclass stores its parameters and sub-modules as attributes and
+    implements :meth:`forward`. :meth:`named_parameters` then finds every
+    parameter, named by the path of attributes that leads to it, such as
+    ``"layers.0.weight"``.
+
+    Examples
+    --------
+    >>> class Scale(Module):
+    ...     def __init__(self):
+    ...         self.factor = Parameter(np.float32(2.0))
+    ...     def forward(self, x):
+    ...         return x * self.factor
+    >>> model = Scale()
+    >>> model(np.array([1.0, 2.0], dtype=np.float32)).value
+    array([2., 4.], dtype=float32)
+    >>> [name for name, _ in model.named_parameters()]
+    ['factor']
+    """
+
+    def forward(self, x: Any) -> Variable:
+        """Compute the output for the input ``x``; subclasses implement it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no forward method. Implement "
+            f"{type(self).__name__}.forward(self, x) and return a Variable."
+        )
+
+    def __call__(self, x: Any) -> Variable:
+        return self.forward(x)
+
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """Yield ``(name, parameter)`` for every parameter, each once.
+
+        The walk visits the attributes in the order they were assigned,
+        descends into sub-modules and into lists and tuples (whose items are
+        named by their index), and skips a parameter it has already seen, so
+        a shared parameter appears once, under its first name.
+        """
+        seen: set[int] = set()
+        yield from _walk(self, "", seen)
+
+    def parameters(self) -> list[Parameter]:
+        """Every parameter of the module, in the order of :meth:`named_parameters`."""
+        return [parameter for _, parameter in self.named_parameters()]
+
+    def parameter_count(self) -> int:
+        """The number of learnable numbers: the sum of the parameters' sizes."""
+        return sum(parameter.size for parameter in self.parameters())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _walk(value: Any, prefix: str, seen: set[int]) -> Iterator[tuple[str, Parameter]]:
+    if isinstance(value, Parameter):
+        if id(value) not in seen:
+            seen.add(id(value))
+            yield prefix, value
+    elif isinstance(value, Module):
+        if id(value) in seen:  # a sub-module used twice
+            return
+        seen.add(id(value))
+        for name, attribute in vars(value).items():
+            yield from _walk(attribute, f"{prefix}.{name}" if prefix else name, seen)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{prefix}.{index}" if prefix else str(index), seen)
+
+
+class Affine(Operation):
+    r"""The affine map :math:`Z = X W + b` as one operation.
+
+    With :math:`X` of shape ``(n, in)`` (one input per row), :math:`W` of
+    shape ``(in, out)`` and :math:`b` of shape ``(out,)``:
+
+    .. math::
+        \bar X = \bar Z W^\top, \qquad
+        \bar W = X^\top \bar Z, \qquad
+        \bar b_k = \sum_i \bar Z_{ik} .
+
+    ``x @ w + b`` computes the same with two operations, MatMul and Add.
+    One node instead of two means one intermediate array less, no
+    broadcasting to undo for the bias, and less bookkeeping per training
+    step. Like :class:`~autodiff.ops.MatMul`, it skips :math:`\bar X` when
+    nobody needs it, which is the case for the input images.
+
+    ``x`` may also be a single vector, or have more leading axes; they are
+    treated as rows.
+
+    Examples
+    --------
+    >>> x = Parameter([[1.0, 2.0]])
+    >>> w = Parameter([[1.0, 0.0, -1.0], [0.0, 1.0, 1.0]])
+    >>> b = Parameter([0.5, 0.5, 0.5])
+    >>> z = Affine(x, w, b)
+    >>> z.value
+    array([[1.5, 2.5, 1.5]])
+    >>> gx, gw, gb = z.operation.grad(np.ones((1, 3)))
+    >>> gx, gb
+    (array([[0., 2.]]), array([1., 1., 1.]))
+    """
+
+    grad_takes_needed = True
+    grad: Callable[..., tuple[np.ndarray | None, ...]]
+
+    def apply(self, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if w.ndim != 2 or b.shape != w.shape[1:] or x.ndim == 0 or x.shape[-1] != w.shape[0]:
+            raise ValueError(
+                f"Affine: expected x of shape (..., in), w of shape (in, out) and b of "
+                f"shape (out,), but got {x.shape}, {w.shape} and {b.shape}."
+            )
+        z: np.ndarray = x @ w
+        z += b
+
+        def grad(
+            gz: np.ndarray, needed: tuple[bool, ...] = (True, True, True)
+        ) -> tuple[np.ndarray | None, ...]:
+            rows = gz.reshape(-1, gz.shape[-1])  # every leading axis is a row
+            gx = gz @ w.T if needed[0] else None
+            gw = x.reshape(-1, x.shape[-1]).T @ rows if needed[1] else None
+            gb = rows.sum(axis=0) if needed[2] else None
+            return gx, gw, gb
+        self.grad = grad
+
+        return z
+
+
+class Linear(Module):
+    r"""Affine layer: :math:`y = x W + b`.
+
+    The weight :math:`W` has shape ``(in_features, out_features)``, so a
+    batch of inputs, one per row, is multiplied from the left, as in the
+    exercise's ``AffineLayer``. The bias starts at zero. The layer computes
+    ``x @ weight + bias`` with the fused :class:`Affine` operation.
+
+    Parameters
+    ----------
+    in_features, out_features
+        The sizes of the input and the output.
+    init
+        How to draw the initial weights:
+
+        - ``"he"`` (default): normal with standard deviation
+          :math:`\sqrt{2 / n_\text{in}}`, which keeps the size of the signal
+          constant through ReLU layers (He et al., 2015);
+        - ``"glorot"``: uniform on :math:`\pm\sqrt{6 / (n_\text{in} + n_\text{out})}`,
+          suited to tanh and sigmoid (Glorot and Bengio, 2010);
+        - ``"uniform"``: uniform on :math:`\pm 0.01`, the exercise's choice.
+    seed
+        An int or a :class:`numpy.random.Generator` for reproducible weights;
+        ``None`` draws fresh ones each time.
+    dtype
+        The floating-point type of the parameters.
+
+    Attributes
+    ----------
+    weight : Parameter
+        Shape ``(in_features, out_features)``.
+    bias : Parameter
+        Shape ``(out_features,)``.
+
+    Examples
+    --------
+    >>> layer = Linear(3, 2, seed=0)
+    >>> layer.weight.shape, layer.bias.shape, layer.weight.dtype
+    ((3, 2), (2,), dtype('float32'))
+    >>> layer(np.ones((5, 3), dtype=np.float32)).shape
+    (5, 2)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        init: str = "he",
+        seed: int | np.random.Generator | None = None,
+        dtype: npt.DTypeLike = np.float32,
+    ) -> None:
+        for name, size in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+                raise ValueError(
+                    f"Linear: {name} must be a positive int, but got {size!r}."
+                )
+        if init not in INITS:
+            raise ValueError(
+                f"Linear: unknown init={init!r}; use one of {', '.join(map(repr, INITS))}."
+            )
+        if np.dtype(dtype).kind != "f":
+            raise TypeError(
+                f"Linear: dtype must be a floating-point type such as np.float32, "
+                f"but got {np.dtype(dtype)}."
+            )
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.init = init
+        rng = make_rng(seed)
+        shape = (self.in_features, self.out_features)
+        if init == "he":
+            weight = rng.normal(0.0, np.sqrt(2.0 / in_features), size=shape)
+        elif init == "glorot":
+            limit = np.sqrt(6.0 / (in_features + out_features))
+            weight = rng.uniform(-limit, limit, size=shape)
+        else:
+            weight = rng.uniform(-0.01, 0.01, size=shape)
+        self.weight = Parameter(weight.astype(dtype))
+        self.bias = Parameter(np.zeros(self.out_features, dtype=dtype))
+
+    def forward(self, x: Any) -> Variable:
+        return Affine(x, self.weight, self.bias)
+
+    def __repr__(self) -> str:
+        return (
+            f"Linear({self.in_features}, {self.out_features}, init={self.init!r}, "
+            f"dtype={self.weight.dtype})"
+        )
+
+
+class Sequential(Module):
+    """Apply modules one after the other; the output of one is the input of the next.
+
+    Parameters
+    ----------
+    *layers
+        Modules, or any callables mapping a Variable to a Variable. Their
+        parameters are named ``layers.<index>.<name>``.
+
+    Examples
+    --------
+    >>> model = Sequential(Linear(4, 8, seed=0), ReLU(), Linear(8, 3, seed=1))
+    >>> model(np.zeros((2, 4), dtype=np.float32)).shape
+    (2, 3)
+    >>> [name for name, _ in model.named_parameters()]
+    ['layers.0.weight', 'layers.0.bias', 'layers.2.weight', 'layers.2.bias']
+    """
+
+    def __init__(self, *layers: Any) -> None:
+        for index, layer in enumerate(layers):
+            if not callable(layer):
+                raise TypeError(
+                    f"Sequential: layer {index} is a {type(layer).__name__}, which "
+                    "cannot be called. Pass layer objects such as Linear(784, 10) "
+                    "or ReLU(), not classes' results or arrays."
+                )
+        self.layers = list(layers)
+
+    def forward(self, x: Any) -> Any:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __getitem__(self, index: int) -> Any:
+        return self.layers[index]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.layers)
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"    {layer!r}" for layer in self.layers)
+        return f"Sequential(\n{inner}\n)"
+
+
+class ReLU(Module):
+    """The :class:`~autodiff.ops.ReLU` operation as a layer: ``max(x, 0)``.
+
+    Examples
+    --------
+    >>> ReLU()(np.array([-1.0, 2.0])).value
+    array([0., 2.])
+    """
+
+    def forward(self, x: Any) -> Variable:
+        return ops.ReLU(x)
+
+
+class Sigmoid(Module):
+    """The :class:`~autodiff.ops.Sigmoid` operation as a layer.
+
+    Examples
+    --------
+    >>> Sigmoid()(np.array([0.0])).value
+    array([0.5])
+    """
+
+    def forward(self, x: Any) -> Variable:
+        return ops.Sigmoid(x)
+
+
+class Tanh(Module):
+    """The :class:`~autodiff.ops.Tanh` operation as a layer.
+
+    Examples
+    --------
+    >>> Tanh()(np.array([0.0])).value
+    array([0.])
+    """
+
+    def forward(self, x: Any) -> Variable:
+        return ops.Tanh(x)
+
+
+def mlp(*sizes: int, seed: int | np.random.Generator | None = 0,
+        dtype: npt.DTypeLike = np.float32) -> Sequential:
+    """A multilayer perceptron: Linear layers of the given sizes with ReLU between.
+
+    ``mlp(784, 256, 10)`` is the model of the MNIST chapter:
+    ``Linear(784, 256)``, ``ReLU()``, ``Linear(256, 10)``, He-initialised.
+    The output layer has no activation: it returns logits, for
+    :func:`~autodiff.nn.cross_entropy`.
+
+    Examples
+    --------
+    >>> mlp(784, 256, 10)
+    Sequential(
+        Linear(784, 256, init='he', dtype=float32),
+        ReLU(),
+        Linear(256, 10, init='he', dtype=float32)
+    )
+    """
+    if len(sizes) < 2:
+        raise ValueError(f"mlp: give at least two sizes (inputs, outputs), got {sizes}.")
+    rng = make_rng(seed)
+    layers: list[Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [Linear(fan_in, fan_out, seed=rng, dtype=dtype), ReLU()]
+    return Sequential(*layers[:-1])  # no ReLU after the output layer

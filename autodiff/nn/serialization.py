@@ -1,0 +1,257 @@
+"""Save parameters to a file and load them back, by name.
+
+Two formats, chosen by the file's suffix:
+
+- ``.npz``: NumPy's zip of arrays, one entry per parameter name. Compact and
+  exact. It is read with ``allow_pickle=False``, so a file from someone else
+  cannot run code when you load it.
+- ``.json``: readable text, as in the exercise, which stores each value with
+  ``value.tolist()``. Ours maps each name to its dtype, shape and value, so
+  that a load can check them. Floats are written with enough digits to come
+  back bit for bit.
+
+Both writes are atomic: the data goes to a temporary file in the target
+folder, which then replaces the target in one step (:func:`os.replace`). A
+crash during the write leaves the old file as it was.
+
+Loading checks every name, shape and dtype first, and changes nothing
+unless all of them fit; otherwise it raises one error that lists every
+mismatch.
+
+The parameters are given explicitly: a :class:`~autodiff.nn.Module` (names
+like ``"layers.0.weight"``), a mapping ``{name: Parameter}``, or the loss
+Variable of a graph, as in the exercise's ``dump_parameters(loss, file)``;
+then the parameters are those the loss depends on, in the graph's
+topological order, named ``"0"``, ``"1"``, ... (The exercise's version
+ignores its ``loss`` argument and reads the global ``J`` instead.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from autodiff.core import Parameter, Variable, topological_order
+
+__all__ = ["ParameterMismatchError", "named_parameters", "save_parameters", "load_parameters"]
+
+_JSON_FORMAT = "autodiff-parameters"
+
+
+class ParameterMismatchError(ValueError):
+    """The file's parameters do not fit the model; the message lists every mismatch."""
+
+
+def named_parameters(source: Any) -> dict[str, Parameter]:
+    """Name the parameters of a Module, a mapping, or the graph of a loss.
+
+    Examples
+    --------
+    >>> x = Parameter(2.0)
+    >>> J = x * x + Parameter(1.0)
+    >>> list(named_parameters(J))
+    ['0', '1']
+    """
+    if isinstance(source, Variable):
+        found = [v for v in topological_order(source) if isinstance(v, Parameter)]
+        return {str(i): p for i, p in enumerate(found)}
+    if hasattr(source, "named_parameters") and callable(source.named_parameters):
+        result = dict(source.named_parameters())
+    elif isinstance(source, Mapping):
+        result = dict(source)
+    else:
+        raise TypeError(
+            f"expected a Module, a mapping {{name: Parameter}} or a loss Variable, "
+            f"but got {type(source).__name__}."
+        )
+    for name, parameter in result.items():
+        if not isinstance(name, str) or not isinstance(parameter, Parameter):
+            raise TypeError(
+                f"parameter names must be str and values Parameters, but got "
+                f"{name!r}: {type(parameter).__name__}."
+            )
+    return result
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    handle, temporary_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary_name, path)
+    except BaseException:
+        Path(temporary_name).unlink(missing_ok=True)
+        raise
+
+
+def _format_of(path: Path, where: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in (".npz", ".json"):
+        raise ValueError(
+            f"{where}: cannot tell the format of {path}; use a name ending in "
+            ".npz or .json."
+        )
+    return suffix[1:]
+
+
+def save_parameters(source: Any, path: str | os.PathLike[str]) -> Path:
+    """Write the parameters of ``source`` to ``path`` (``.npz`` or ``.json``), atomically.
+
+    Parameters
+    ----------
+    source
+        A Module, a mapping ``{name: Parameter}``, or a loss Variable.
+    path
+        The file; its suffix chooses the format. The folder must exist.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from autodiff.nn import Linear
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> model = Linear(3, 2, seed=0)
+    >>> save_parameters(model, folder / "model.npz").name
+    'model.npz'
+    >>> sorted(np.load(folder / "model.npz").files)
+    ['bias', 'weight']
+    """
+    path = Path(path)
+    kind = _format_of(path, "save_parameters")
+    parameters = named_parameters(source)
+    if kind == "npz":
+        arrays = {name: p.value for name, p in parameters.items()}
+
+        def write_npz(file: IO[bytes]) -> None:
+            np.savez(file, **arrays)  # type: ignore[arg-type]  # the stubs expect allow_pickle
+
+        _atomic_write(path, write_npz)
+    else:
+        document = {
+            "format": _JSON_FORMAT,
+            "parameters": {
+                name: {"dtype": str(p.dtype), "shape": list(p.shape), "value": p.value.tolist()}
+                for name, p in parameters.items()
+            },
+        }
+        data = json.dumps(document).encode()
+
+        def write_json(file: IO[bytes]) -> None:
+            file.write(data)
+
+        _atomic_write(path, write_json)
+    return path
+
+
+def _read(path: Path, parameters: dict[str, Parameter]) -> dict[str, np.ndarray]:
+    """The arrays in the file, by name."""
+    if _format_of(path, "load_parameters") == "npz":
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    document = json.loads(path.read_text())
+    if isinstance(document, list):
+        # The exercise's format: a bare list of values, in graph order.
+        if len(document) != len(parameters):
+            raise ParameterMismatchError(
+                f"load_parameters: {path} holds {len(document)} values (a list, the "
+                f"exercise's format), but the model has {len(parameters)} parameters."
+            )
+        # The list has no dtypes: take the model's (the shapes are still checked).
+        return {
+            name: np.asarray(value, dtype=p.dtype)
+            for (name, p), value in zip(parameters.items(), document)
+        }
+    if not isinstance(document, dict) or document.get("format") != _JSON_FORMAT:
+        raise ParameterMismatchError(
+            f"load_parameters: {path} is not a parameter file written by "
+            "save_parameters (no \"format\": \"autodiff-parameters\" entry)."
+        )
+    arrays = {}
+    for name, entry in document.get("parameters", {}).items():
+        try:
+            value = np.asarray(entry["value"], dtype=entry["dtype"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ParameterMismatchError(
+                f"load_parameters: in {path}, the entry {name!r} is damaged ({error!r}); "
+                "it needs a dtype, a shape and a value."
+            ) from None
+        if value.shape != tuple(entry["shape"]):
+            raise ParameterMismatchError(
+                f"load_parameters: in {path}, {name!r} declares shape "
+                f"{tuple(entry['shape'])} but its value has shape {value.shape}."
+            )
+        arrays[name] = value
+    return arrays
+
+
+def load_parameters(target: Any, path: str | os.PathLike[str]) -> None:
+    """Load the parameters in ``path`` into ``target``, by name, all or nothing.
+
+    Every name in the file must be a parameter of ``target`` and vice versa,
+    with the same shape and dtype. All of that is checked before any value
+    changes; the values are then copied into the existing arrays.
+
+    Parameters
+    ----------
+    target
+        A Module, a mapping ``{name: Parameter}``, or a loss Variable.
+    path
+        A file written by :func:`save_parameters`.
+
+    Raises
+    ------
+    ParameterMismatchError
+        Listing every missing, unexpected, misshapen or mistyped parameter.
+        ``target`` is then unchanged.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from autodiff.nn import Linear
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.json"
+    >>> _ = save_parameters(Linear(3, 2, seed=0), path)
+    >>> fresh = Linear(3, 2, seed=1)
+    >>> load_parameters(fresh, path)
+    >>> bool((fresh.weight.value == Linear(3, 2, seed=0).weight.value).all())
+    True
+    """
+    path = Path(path)
+    parameters = named_parameters(target)
+    arrays = _read(path, parameters)
+    problems = []
+    for name in parameters:
+        if name not in arrays:
+            problems.append(f"missing in the file: {name!r}")
+    for name, array in arrays.items():
+        if name not in parameters:
+            problems.append(f"not a parameter of the model: {name!r}")
+            continue
+        expected = parameters[name].value
+        if array.shape != expected.shape:
+            problems.append(
+                f"{name!r}: shape {array.shape} in the file, {expected.shape} in the model"
+            )
+        if array.dtype != expected.dtype:
+            problems.append(
+                f"{name!r}: dtype {array.dtype} in the file, {expected.dtype} in the model"
+            )
+    if problems:
+        raise ParameterMismatchError(
+            f"load_parameters: {path} does not fit the model; nothing was changed.\n"
+            f"  {len(arrays)} parameters in the file, {len(parameters)} in the model:\n"
+            "  - " + "\n  - ".join(problems)
+        )
+    for name, parameter in parameters.items():
+        np.copyto(parameter.value, arrays[name])

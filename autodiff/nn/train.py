@@ -1,0 +1,190 @@
+"""Training: one step, a loop over epochs with a progress bar, and evaluation.
+
+A training step is four lines: the forward pass, the loss, the gradients of
+the parameters, the update (:func:`train_step`). :func:`fit` repeats it over
+minibatches and epochs and records the loss and accuracy of each epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import numpy as np
+
+from autodiff.core import Variable, backprop
+from autodiff.nn.data import batches
+from autodiff.nn.layers import make_rng
+from autodiff.nn.losses import accuracy, cross_entropy
+from autodiff.nn.optim import Optimizer
+
+__all__ = ["History", "train_step", "predict", "evaluate", "fit"]
+
+Model = Callable[[Any], Variable]
+LossFunction = Callable[[Any, Any], Variable]
+
+
+def train_step(
+    model: Model,
+    optimizer: Optimizer,
+    images: np.ndarray,
+    labels: np.ndarray,
+    loss_function: LossFunction = cross_entropy,
+) -> tuple[float, float]:
+    """Train on one minibatch; return its loss and accuracy (before the update).
+
+    Examples
+    --------
+    >>> from autodiff.nn import Linear, SGD
+    >>> model = Linear(2, 2, seed=0)
+    >>> x, y = np.array([[1, 0], [0, 1]], np.float32), np.array([0, 1])
+    >>> first, _ = train_step(model, SGD(model, 0.5), x, y)
+    >>> for _ in range(20):
+    ...     loss, _ = train_step(model, SGD(model, 0.5), x, y)
+    >>> loss < first
+    True
+    """
+    logits = model(images)
+    loss = loss_function(logits, labels)
+    gradients = backprop(loss, optimizer.parameters)
+    optimizer.step(gradients)
+    return float(loss.value), accuracy(logits, labels)
+
+
+def predict(model: Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """The model's outputs (for a classifier: the logits) for all ``images``.
+
+    The images go through the model ``batch_size`` at a time, which bounds
+    the memory that the recorded graph takes.
+    """
+    outputs = [
+        model(images[start : start + batch_size]).value
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(outputs)
+
+
+def evaluate(
+    model: Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    batch_size: int = 1000,
+    loss_function: LossFunction = cross_entropy,
+) -> tuple[float, float]:
+    """The mean loss and the accuracy of ``model`` on a data set.
+
+    Examples
+    --------
+    >>> from autodiff.nn import Linear
+    >>> model = Linear(2, 2, seed=0)
+    >>> loss, acc = evaluate(model, np.eye(2, dtype=np.float32), np.array([0, 1]))
+    >>> 0 <= acc <= 1
+    True
+    """
+    logits = predict(model, images, batch_size)
+    return float(loss_function(logits, labels).value), accuracy(logits, labels)
+
+
+@dataclass
+class History:
+    """What :func:`fit` measured, one entry per epoch.
+
+    ``loss`` and ``accuracy`` are averages over the epoch's minibatches, each
+    measured before that batch's update. ``test_loss`` and ``test_accuracy``
+    are measured after each epoch on the data passed as ``test_data``, and
+    stay empty without it.
+    """
+
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+
+
+def fit(
+    model: Model,
+    optimizer: Optimizer,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    epochs: int = 1,
+    batch_size: int = 128,
+    seed: int | np.random.Generator | None = 0,
+    test_data: tuple[np.ndarray, np.ndarray] | None = None,
+    loss_function: LossFunction = cross_entropy,
+    progress: bool = True,
+    file: IO[str] | None = None,
+) -> History:
+    """Train ``model`` for some epochs of shuffled minibatches.
+
+    Parameters
+    ----------
+    model
+        A callable from a batch of images to a Variable of logits.
+    optimizer
+        Built with the model's parameters.
+    images, labels
+        The training data.
+    epochs, batch_size
+        How many passes over the data, in minibatches of which size.
+    seed
+        Seeds the shuffling; the same seed gives the same order of batches.
+    test_data
+        Optional ``(images, labels)`` evaluated after every epoch.
+    loss_function
+        ``loss_function(logits, labels)``, by default :func:`cross_entropy`.
+    progress
+        Show a tqdm progress bar per epoch with the running loss.
+    file
+        By default a live progress bar goes to standard error. Given a text
+        stream, such as ``sys.stdout``, ``fit`` writes one finished bar per
+        epoch to it instead: plain lines that read well in a log or in a
+        notebook rendered to HTML.
+
+    Returns
+    -------
+    History
+        The loss and accuracy of every epoch.
+    """
+    from tqdm import tqdm
+
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}.")
+    rng = make_rng(seed)
+    history = History()
+    steps = -(-len(images) // batch_size)
+    for epoch in range(1, epochs + 1):
+        description = f"epoch {epoch}/{epochs}"
+        start = time.perf_counter()
+        total_loss = total_correct = 0.0
+        # A live bar on standard error; with a file, one finished bar per epoch.
+        with tqdm(total=steps, desc=description, disable=not progress or file is not None,
+                  leave=True) as bar:
+            for batch_images, batch_labels in batches(images, labels, batch_size, seed=rng):
+                loss, acc = train_step(model, optimizer, batch_images, batch_labels,
+                                       loss_function)
+                total_loss += loss * len(batch_labels)
+                total_correct += acc * len(batch_labels)
+                bar.update()
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            history.loss.append(total_loss / len(images))
+            history.accuracy.append(total_correct / len(images))
+            postfix = f"loss {history.loss[-1]:.3f}, accuracy {history.accuracy[-1]:.3f}"
+            if test_data is not None:
+                test_loss, test_acc = evaluate(model, *test_data, loss_function=loss_function)
+                history.test_loss.append(test_loss)
+                history.test_accuracy.append(test_acc)
+                postfix += f", test accuracy {test_acc:.3f}"
+            bar.set_postfix_str(postfix)
+        if progress and file is not None:
+            line = tqdm.format_meter(
+                steps, steps, time.perf_counter() - start, prefix=description,
+                postfix=postfix, ascii=True,
+                bar_format="{desc}: {percentage:3.0f}%|{bar:10}| {n_fmt}/{total_fmt} "
+                "[{elapsed}{postfix}]",
+            )
+            print(line, file=file, flush=True)
+    return history
