@@ -38,7 +38,29 @@ Usual causes:
 
 
 class GradientCheckError(AssertionError):
-    """An analytic gradient disagrees with its finite-difference estimate."""
+    """An analytic gradient disagrees with its finite-difference estimate.
+
+    Raised by :func:`numeric_test` and :func:`check_gradients`. It is an
+    :class:`AssertionError`, so a test framework reports it as a failed check.
+
+    Examples
+    --------
+    A square whose ``grad`` forgets the factor 2:
+
+    >>> from autodiff import Operation, Parameter
+    >>> class Square(Operation):
+    ...     def apply(self, x):
+    ...         def grad(gz):
+    ...             return gz * x,   # wrong: the derivative of x * x is 2 * x
+    ...         self.grad = grad
+    ...         return x * x
+    >>> numeric_test(Square(Parameter([1.0, 2.0])))
+    Traceback (most recent call last):
+    ...
+    autodiff.check.GradientCheckError: Gradient check failed for Square, input 0 of shape (2,), element (...):
+      analytic (from grad): ...
+      numeric (central differences): ...
+    """
 
 
 def numeric_gradient(

@@ -83,15 +83,60 @@ _LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 
 
 class IDXError(ValueError):
-    """A file is not a valid MNIST IDX file; the message names the file."""
+    """A file is not a valid MNIST IDX file; the message names the file.
+
+    Examples
+    --------
+    A label file (magic number 2049) read where images (2051) are expected:
+
+    >>> import pathlib, tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(folder.name) / "labels-idx1-ubyte"
+    >>> _ = path.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]))
+    >>> read_idx(path, magic=2051)
+    Traceback (most recent call last):
+    ...
+    autodiff.nn.data.IDXError: ...labels-idx1-ubyte: magic number 2049, expected 2051 (images). Are the image and label files swapped?
+    >>> folder.cleanup()
+    """
 
 
 class DownloadError(OSError):
-    """A download failed or did not match its expected size or SHA-256."""
+    """A download failed or did not match its expected size or SHA-256.
+
+    It is an :class:`OSError`, so ``except OSError`` catches it as well.
+
+    Examples
+    --------
+    A URL that cannot be reached (here a local file that does not exist):
+
+    >>> import pathlib, tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> missing = pathlib.Path(folder.name) / "missing.gz"
+    >>> download(missing.as_uri(), missing.with_name("copy.gz"), progress=False)
+    Traceback (most recent call last):
+    ...
+    autodiff.nn.data.DownloadError: download: cannot reach file:///...missing.gz (...). Check the network, or copy the file to .../copy.gz yourself.
+    >>> folder.cleanup()
+    """
 
 
 class MNIST(NamedTuple):
-    """The four MNIST arrays, in the order the exercise's ``get_mnist`` returns them."""
+    """The four MNIST arrays, in the order the exercise's ``get_mnist`` returns them.
+
+    :func:`load_mnist` returns one. Its fields have names, and it unpacks
+    like the exercise's tuple.
+
+    Examples
+    --------
+    >>> data = MNIST(np.zeros((3, 28, 28)), np.array([5, 0, 4]),
+    ...              np.zeros((1, 28, 28)), np.array([7]))
+    >>> data.train_labels
+    array([5, 0, 4])
+    >>> train_images, train_labels, test_images, test_labels = data
+    >>> test_images.shape
+    (1, 28, 28)
+    """
 
     train_images: np.ndarray
     train_labels: np.ndarray
@@ -104,6 +149,19 @@ def default_folder() -> Path:
 
     ``$AUTODIFF_MNIST_DIR`` if set, else ``$XDG_CACHE_HOME/autodiff/mnist``,
     else ``~/.cache/autodiff/mnist``.
+
+    Examples
+    --------
+    >>> import os
+    >>> saved = os.environ.pop("AUTODIFF_MNIST_DIR", None)
+    >>> default_folder().parts[-2:]   # in the user cache folder
+    ('autodiff', 'mnist')
+    >>> os.environ["AUTODIFF_MNIST_DIR"] = "/data/mnist"
+    >>> default_folder().as_posix()
+    '/data/mnist'
+    >>> del os.environ["AUTODIFF_MNIST_DIR"]
+    >>> if saved is not None:   # put back the setting this example found
+    ...     os.environ["AUTODIFF_MNIST_DIR"] = saved
     """
     if os.environ.get(ENVIRONMENT_VARIABLE):
         return Path(os.environ[ENVIRONMENT_VARIABLE]).expanduser()
@@ -239,6 +297,29 @@ def download(
     DownloadError
         If the server fails, the connection breaks, or the size or the hash
         differ; the message gives the URL (and both hashes).
+
+    Examples
+    --------
+    Any URL that :func:`urllib.request.urlopen` opens will do, here a local
+    file. A copy whose SHA-256 differs from the expected one is not kept:
+
+    >>> import hashlib, pathlib, tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> source = pathlib.Path(folder.name) / "source.txt"
+    >>> _ = source.write_bytes(b"hello")
+    >>> sha256 = hashlib.sha256(b"hello").hexdigest()
+    >>> copy = download(source.as_uri(), source.with_name("copy.txt"),
+    ...                 size=5, sha256=sha256, progress=False)
+    >>> copy.read_bytes()
+    b'hello'
+    >>> download(source.as_uri(), source.with_name("bad.txt"),
+    ...          sha256=hashlib.sha256(b"other").hexdigest(), progress=False)
+    Traceback (most recent call last):
+    ...
+    autodiff.nn.data.DownloadError: download: the SHA-256 of file:///...source.txt is 2cf24dba..., expected d9298a10.... The file was not kept. ...
+    >>> sorted(path.name for path in source.parent.iterdir())
+    ['copy.txt', 'source.txt']
+    >>> folder.cleanup()
     """
     from tqdm import tqdm
 
@@ -347,6 +428,28 @@ def load_mnist(
     IDXError
         If a file is not a valid MNIST IDX file, or the numbers of images
         and labels differ.
+
+    Examples
+    --------
+    Usually ``data = load_mnist()``, which downloads the files once. Here, a
+    folder with tiny files of the same format, 3 training and 2 test images:
+
+    >>> import gzip, pathlib, tempfile
+    >>> def idx(array):   # the IDX header: magic number, then each dimension
+    ...     header = bytes([0, 0, 8, array.ndim])
+    ...     header += b"".join(n.to_bytes(4, "big") for n in array.shape)
+    ...     return gzip.compress(header + array.astype(np.uint8).tobytes())
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> for split, n in [("train", 3), ("t10k", 2)]:
+    ...     path = pathlib.Path(folder.name, split)
+    ...     _ = path.with_name(f"{split}-images-idx3-ubyte.gz").write_bytes(idx(np.full((n, 28, 28), 128)))
+    ...     _ = path.with_name(f"{split}-labels-idx1-ubyte.gz").write_bytes(idx(np.arange(n)))
+    >>> data = load_mnist(folder.name, download=False, flatten=True)
+    >>> data.train_images.shape, data.train_images.dtype, float(data.train_images.max())
+    ((3, 784), dtype('float32'), 0.5)
+    >>> data.test_labels
+    array([0, 1])
+    >>> folder.cleanup()
     """
     folder = default_folder() if folder is None else Path(folder).expanduser()
     arrays: list[np.ndarray] = []

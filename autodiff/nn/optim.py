@@ -40,6 +40,26 @@ class Optimizer:
         or a :class:`~autodiff.nn.Module` (its ``parameters()`` are used).
     learning_rate
         The step size; a positive number.
+
+    Examples
+    --------
+    A subclass implements :meth:`step`; the constructor has already checked
+    the parameters and the learning rate.
+
+    >>> from autodiff import Parameter, backprop
+    >>> class SignSGD(Optimizer):   # steps of the same size, against the sign
+    ...     def step(self, gradients):
+    ...         for parameter in self.parameters:
+    ...             parameter.value -= self.learning_rate * np.sign(gradients[parameter])
+    >>> w = Parameter([3.0, -0.5])
+    >>> optimizer = SignSGD([w], learning_rate=0.1)
+    >>> optimizer.step(backprop((w * w).sum(), [w]))
+    >>> w.value
+    array([ 2.9, -0.4])
+    >>> SignSGD([w], learning_rate=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: SignSGD: learning_rate must be positive, got 0.0.
     """
 
     def __init__(self, parameters: Any, learning_rate: float) -> None:

@@ -45,7 +45,25 @@ _JSON_FORMAT = "autodiff-parameters"
 
 
 class ParameterMismatchError(ValueError):
-    """The file's parameters do not fit the model; the message lists every mismatch."""
+    """The file's parameters do not fit the model; the message lists every mismatch.
+
+    Examples
+    --------
+    Parameters saved from a layer with 3 inputs do not fit one with 4:
+
+    >>> import pathlib, tempfile
+    >>> from autodiff.nn import Linear
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(folder.name) / "model.npz"
+    >>> _ = save_parameters(Linear(3, 2, seed=0), path)
+    >>> load_parameters(Linear(4, 2, seed=0), path)
+    Traceback (most recent call last):
+    ...
+    autodiff.nn.serialization.ParameterMismatchError: load_parameters: ...model.npz does not fit the model; nothing was changed.
+      2 parameters in the file, 2 in the model:
+      - 'weight': shape (3, 2) in the file, (4, 2) in the model
+    >>> folder.cleanup()
+    """
 
 
 def named_parameters(source: Any) -> dict[str, Parameter]:
