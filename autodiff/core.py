@@ -10,7 +10,8 @@ the whole graph, which is what :func:`backprop` does.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Union
 
 import numpy as np
@@ -486,18 +487,38 @@ def topological_order(variable: Variable) -> list[Variable]:
     # Each stack entry is a variable and an iterator over the inputs that
     # are still to be visited: the loop of the recursive version, paused.
     stack = [(variable, iter(variable.operation.args if variable.operation else ()))]
-    while stack:
-        node, inputs = stack[-1]
-        for parent in inputs:
-            if parent not in seen:
-                seen.add(parent)
-                operation = parent.operation
-                stack.append((parent, iter(operation.args if operation else ())))
-                break
-        else:
-            stack.pop()
-            order.append(node)
+    with _cycle_collector_paused():
+        while stack:
+            node, inputs = stack[-1]
+            for parent in inputs:
+                if parent not in seen:
+                    seen.add(parent)
+                    operation = parent.operation
+                    stack.append((parent, iter(operation.args if operation else ())))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
     return order
+
+
+@contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the duration of a graph walk.
+
+    Walking a graph allocates many small objects (stack entries, gradients),
+    and every few hundred allocations trigger a collection, which also
+    rescans the graph: a cost that grows with the size of the graph. The
+    graph holds no reference cycles, so reference counting alone frees it and
+    pausing the collector loses nothing.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 #: The name the original exercise uses for :func:`topological_order`.
@@ -564,28 +585,25 @@ def backprop(
             f"{loss.value.shape}. Reduce it first, for example with "
             "loss.sum() or loss.mean()."
         )
-    order = topological_order(loss)
-    seed_dtype = loss.value.dtype if loss.value.dtype.kind in "fc" else np.float64
-    gradients: dict[Variable, np.ndarray] = {loss: np.ones((), dtype=seed_dtype)}
-    wanted: set[Variable] = set()
-    needed: set[Variable] | None = None
-    requested = None if variables is None else list(variables)
-    if requested is not None:
-        wanted = set(requested)
-        # Only variables that depend on a wanted one carry its gradient.
-        needed = set()
-        for variable in order:
-            operation = variable.operation
-            if variable in wanted or (
-                operation is not None and any(a in needed for a in operation.args)
-            ):
-                needed.add(variable)
+    # The graph holds no reference cycles; see _cycle_collector_paused.
+    with _cycle_collector_paused():
+        order = topological_order(loss)
+        seed_dtype = loss.value.dtype if loss.value.dtype.kind in "fc" else np.float64
+        gradients: dict[Variable, np.ndarray] = {loss: np.ones((), dtype=seed_dtype)}
+        wanted: set[Variable] = set()
+        needed: set[Variable] | None = None
+        requested = None if variables is None else list(variables)
+        if requested is not None:
+            wanted = set(requested)
+            # Only variables that depend on a wanted one carry its gradient.
+            needed = set()
+            for variable in order:
+                operation = variable.operation
+                if variable in wanted or (
+                    operation is not None and any(a in needed for a in operation.args)
+                ):
+                    needed.add(variable)
 
-    # The graph is acyclic and freed by reference counting alone; the cyclic
-    # garbage collector would only rescan it again and again while it grows.
-    collector_was_on = gc.isenabled()
-    gc.disable()
-    try:
         for variable in reversed(order):
             operation = variable.operation
             if operation is None or (needed is not None and variable not in needed):
@@ -613,9 +631,6 @@ def backprop(
                     gradient = _fit_gradient(operation, argument, gradient)
                 previous = gradients.get(argument)
                 gradients[argument] = gradient if previous is None else previous + gradient
-    finally:
-        if collector_was_on:
-            gc.enable()
 
     if requested is not None:
         # A wanted variable the loss does not depend on has gradient zero.

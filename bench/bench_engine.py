@@ -297,7 +297,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip N = 1e6 in the chain benchmark")
     parser.add_argument("--nodes", type=int, nargs="*", help="chain lengths (default 1e3 1e4 1e5 1e6)")
     parser.add_argument("--size", type=int, default=1_000_000, help="array size for the wide benchmark")
+    parser.add_argument(
+        "--no-gc",
+        action="store_true",
+        help="disable Python's cyclic garbage collector for the whole run, to see its share of the "
+        "forward pass (backprop pauses it by itself)",
+    )
     arguments = parser.parse_args()
+    if arguments.no_gc:
+        gc.disable()
     sizes = arguments.nodes or [1_000, 10_000, 100_000] + ([] if arguments.quick else [1_000_000])
     describe_environment()
     bench_chain(sizes)
