@@ -100,7 +100,13 @@ if nb_execution_mode == "cache":
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 # Keep NumPy's private typing names (_NestedSequence, ...) out of the signatures.
-autodoc_type_aliases = {"ArrayLike": "autodiff.core.ArrayLike"}
+autodoc_type_aliases = {
+    "ArrayLike": "autodiff.core.ArrayLike",
+    "DTypeLike": "autodiff.core.DTypeLike",
+}
+# Show defaults as written in the source (`np.float32`, `cross_entropy`), not as the
+# repr of the object, which for a function contains a memory address.
+autodoc_preserve_defaults = True
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False  # sphinx-autodoc-typehints adds the return type

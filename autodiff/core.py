@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 __all__ = [
     "ArrayLike",
+    "DTypeLike",
     "Variable",
     "Parameter",
     "Input",
@@ -31,6 +32,9 @@ __all__ = [
 
 #: Anything NumPy can turn into an array: numbers, nested lists, arrays.
 ArrayLike = npt.ArrayLike
+
+#: Anything NumPy accepts as a dtype: ``np.float32``, ``"float64"``, ...
+DTypeLike = npt.DTypeLike
 
 # dtype kinds a Variable may hold: bool, signed/unsigned int, float, complex.
 _NUMERIC_KINDS = frozenset("biufc")

@@ -224,8 +224,9 @@ class Pow(Operation):
             positive = x > 0
             log_x = np.log(np.where(positive, x, 1))
             gy = gz * z * log_x
-            # astype: the 0 and nan must not turn a float32 gradient into float64.
-            gy = np.where(positive, gy, np.where(x == 0, 0, np.nan).astype(gy.dtype))
+            # 0 where x = 0, nan where x < 0, in gy's dtype (float32 stays float32).
+            fill = np.where(x == 0, 0, np.nan).astype(gy.dtype)
+            gy = np.where(positive, gy, fill)
             return gx, gy
         self.grad = grad
 

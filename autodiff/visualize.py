@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autodiff.core import Input, Operation, Parameter, Variable, _format_array, topological_order
+from autodiff.core import Input, Operation, Parameter, Variable, topological_order
 
 if TYPE_CHECKING:
     import graphviz
@@ -31,6 +31,16 @@ def _input_names(cls: type[Operation]) -> tuple[str, ...]:
     )
 
 
+def _short_value(array: np.ndarray) -> str:
+    """A value as a graph label: 4 significant digits, shape and dtype if large."""
+    if array.size >= 20:
+        return f"array(shape={array.shape}, dtype={array.dtype})"
+    if array.ndim == 0 and array.dtype.kind == "f":
+        number = float(array)
+        return f"{number:.1f}" if number.is_integer() and abs(number) < 1e6 else f"{number:.4g}"
+    return np.array2string(array, precision=4, separator=", ", suppress_small=True)
+
+
 def _edge_label(operation: Operation, position: int) -> str:
     names = _input_names(type(operation))  # type: ignore[arg-type]
     return names[position] if position < len(names) else str(position)
@@ -45,8 +55,8 @@ def visualize(
 ) -> graphviz.Digraph:
     """Draw the graph that computed ``variable``, from the inputs up.
 
-    Variables are boxes with their value (shape and dtype for arrays of 20
-    elements or more): parameters blue, inputs grey, intermediate results
+    Variables are boxes with their value, to four significant digits (shape
+    and dtype for arrays of 20 elements or more): parameters blue, inputs grey, intermediate results
     white. Operations are ellipses; where an operation has several inputs,
     each edge is labelled with the name of the argument it feeds.
 
@@ -86,13 +96,13 @@ def visualize(
     graph.attr("edge", fontname="Helvetica", fontsize="10", color="#555555")
 
     for number, node in enumerate(topological_order(variable)):
-        label = _format_array(node.value)
+        label = _short_value(node.value)
         if node in names:
             label = f"{names[node]} = {label}"
         if show_order:
             label = f"#{number}  {label}"
         if gradients is not None and node in gradients:
-            label += f"\ngrad {_format_array(np.asarray(gradients[node]))}"
+            label += f"\ngrad {_short_value(np.asarray(gradients[node]))}"
         if isinstance(node, Parameter):
             style = {"style": "filled,rounded", "fillcolor": "#dbe9f6"}
         elif isinstance(node, Input):

@@ -22,10 +22,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from autodiff import ops
-from autodiff.core import Operation, Parameter, Variable
+from autodiff.core import DTypeLike, Operation, Parameter, Variable
 
 __all__ = ["Module", "Affine", "Linear", "Sequential", "ReLU", "Sigmoid", "Tanh", "mlp", "make_rng"]
 
@@ -238,7 +237,7 @@ class Linear(Module):
         *,
         init: str = "he",
         seed: int | np.random.Generator | None = None,
-        dtype: npt.DTypeLike = np.float32,
+        dtype: DTypeLike = np.float32,
     ) -> None:
         for name, size in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
@@ -366,7 +365,7 @@ class Tanh(Module):
 
 
 def mlp(*sizes: int, seed: int | np.random.Generator | None = 0,
-        dtype: npt.DTypeLike = np.float32) -> Sequential:
+        dtype: DTypeLike = np.float32) -> Sequential:
     """A multilayer perceptron: Linear layers of the given sizes with ReLU between.
 
     ``mlp(784, 256, 10)`` is the model of the MNIST chapter:

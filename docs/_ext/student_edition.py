@@ -1064,7 +1064,7 @@ def build_your_own(root: Path) -> StudentNotebook:
             gradient checks. The code is taken from the package `autodiff` of the book,
             so when you are done you have rebuilt its core.
 
-            Search for `{GAP}`. Each operation is followed by a check cell; run it after
+            Search for `???`. Each operation is followed by a check cell; run it after
             filling in the gaps. `numeric_test` compares your `grad` with finite
             differences and explains any mismatch.
             """
