@@ -650,9 +650,9 @@ def _raise_bad_count(operation: Operation, result: Any) -> None:
     expected = len(operation.args)
     if type(result) is not tuple:
         raise TypeError(
-            f"{name}.grad returned a {type(result).__name__}, but it must return "
-            f"a tuple with one gradient per input ({expected}). Did you forget "
-            "the trailing comma in `return gx,`?"
+            f"{name}.grad returned an object of type {type(result).__name__}, "
+            f"but it must return a tuple with one gradient per input "
+            f"({expected}). Did you forget the trailing comma in `return gx,`?"
         )
     raise TypeError(
         f"{name}.grad returned {len(result)} gradients, but {name} has "

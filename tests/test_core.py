@@ -501,8 +501,8 @@ class BadGrad(Operation):
 @pytest.mark.parametrize(
     ("mode", "error", "pattern"),
     [
-        ("list", TypeError, r"BadGrad\.grad returned a list.*tuple"),
-        ("bare", TypeError, r"BadGrad\.grad returned a (ndarray|float64).*trailing comma"),
+        ("list", TypeError, r"BadGrad\.grad returned an object of type list.*tuple"),
+        ("bare", TypeError, r"BadGrad\.grad returned an object of type (ndarray|float64).*trailing comma"),
         ("one", TypeError, r"BadGrad\.grad returned 1 gradients.*2 positional"),
         ("three", TypeError, r"BadGrad\.grad returned 3 gradients.*2 positional"),
         ("shape", ValueError, r"BadGrad\.grad returned a gradient of shape \(7,\) for input 0, which has shape"),
