@@ -180,9 +180,9 @@ def fit(
     >>> model = Linear(2, 2, seed=0)
     >>> history = fit(model, SGD(model, 0.5), images, labels, epochs=3, batch_size=4,
     ...               test_data=(images, labels), file=sys.stdout)
-    epoch 1/3: 100%|##########| 4/4 [..., loss 0.617, accuracy 0.750, test accuracy 1.000]
-    epoch 2/3: 100%|##########| 4/4 [..., loss 0.337, accuracy 1.000, test accuracy 1.000]
-    epoch 3/3: 100%|##########| 4/4 [..., loss 0.206, accuracy 1.000, test accuracy 1.000]
+    epoch 1/3: 4/4 batches [..., loss 0.617, accuracy 0.750, test accuracy 1.000]
+    epoch 2/3: 4/4 batches [..., loss 0.337, accuracy 1.000, test accuracy 1.000]
+    epoch 3/3: 4/4 batches [..., loss 0.206, accuracy 1.000, test accuracy 1.000]
     >>> history.accuracy
     [0.75, 1.0, 1.0]
     """
@@ -220,8 +220,7 @@ def fit(
             line = tqdm.format_meter(
                 steps, steps, time.perf_counter() - start, prefix=description,
                 postfix=postfix, ascii=True,
-                bar_format="{desc}: {percentage:3.0f}%|{bar:10}| {n_fmt}/{total_fmt} "
-                "[{elapsed}{postfix}]",
+                bar_format="{desc}: {n_fmt}/{total_fmt} batches [{elapsed}{postfix}]",
             )
             print(line, file=file, flush=True)
     return history
