@@ -47,7 +47,13 @@ help:
 venv install: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# A venv whose pip does not run (a half-made one) is made again.
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || { \
+	  rm -rf $(VENV); \
+	  $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	    echo "Could not create a virtual environment with $(PYTHON)." \
+	         "Install Python's venv module (Debian/Ubuntu: sudo apt-get install python3-venv)" \
+	         "or run make PYTHON=/path/to/python3.10+." >&2; exit 1; }; }
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e '.[test,docs]'
 	@touch $@
@@ -60,20 +66,14 @@ sysdeps-test:
 
 # ---------------------------------------------------------------- the book
 
-# HOOK for the student-notebook step: replace this no-op recipe with the command
-# that writes the exercise notebooks, e.g.
-#   $(BIN)/python scripts/make_student_notebooks.py docs $(NOTEBOOKS_OUT)/notebooks
-# `html` and `html-strict` run it after Sphinx with NOTEBOOKS_OUT set to the site
-# they just built, so it may write into the site (and `make test`'s browser check
-# then sees the result). (A Sphinx extension in docs/_ext, listed in conf.py's
-# `extensions`, is the other way to do it; conf.py already puts docs/_ext on sys.path.)
+# The student notebooks are written by the Sphinx extension docs/_ext/student_notebooks.py
+# during every build (into <site>/notebooks/). Without building the book:
 notebooks: $(STAMP)
-	@:
+	$(BIN)/python scripts/make_student_notebooks.py docs $(BUILDDIR)/notebooks
 
 html: $(STAMP) sysdeps
 	AUTODIFF_NB_EXECUTION_MODE=cache \
 	  $(SPHINXBUILD) -b html -c . docs $(BUILDDIR)/html -d $(BUILDDIR)/doctrees $(SPHINXOPTS)
-	@$(MAKE) --no-print-directory notebooks NOTEBOOKS_OUT=$(BUILDDIR)/html
 	@echo "The book is in $(BUILDDIR)/html/index.html"
 
 # A separate output folder, so the strict build never disturbs the incremental one.
@@ -82,7 +82,6 @@ html-strict: $(STAMP) sysdeps
 	AUTODIFF_NB_EXECUTION_MODE=force \
 	  $(SPHINXBUILD) -E -W --keep-going -n -b html -c . docs $(STRICTDIR)/html \
 	  -d $(STRICTDIR)/doctrees $(SPHINXOPTS)
-	@$(MAKE) --no-print-directory notebooks NOTEBOOKS_OUT=$(STRICTDIR)/html
 	@echo "The strict build is in $(STRICTDIR)/html/index.html"
 
 # ---------------------------------------------------------------- tests

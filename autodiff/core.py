@@ -10,9 +10,9 @@ the whole graph, which is what :func:`backprop` does.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -256,7 +256,6 @@ class Input(Variable):
         super().__init__(value, operation=None)
 
 
-GradFunction = Callable[[np.ndarray], tuple[Any, ...]]
 
 
 class Operation:
@@ -311,7 +310,7 @@ class Operation:
         try:
             value = operation.apply(*[v.value for v in inputs], **kwargs)
         except ValueError as error:
-            if "broadcast" not in str(error):
+            if "could not be broadcast together" not in str(error):
                 raise
             shapes = " and ".join(str(v.value.shape) for v in inputs)
             raise ValueError(
@@ -544,7 +543,9 @@ def backprop(
               \frac{\partial J}{\partial z_i} \frac{\partial z_i}{\partial x}.
 
     Nothing is stored on the variables, so calling ``backprop`` twice gives
-    the same result.
+    the same result. The gradients are not copied: two entries may share one
+    array, and some are read-only broadcast views, so copy a gradient before
+    changing it in place (``g = g.copy()``).
 
     Parameters
     ----------
@@ -598,6 +599,7 @@ def backprop(
         needed: set[Variable] | None = None
         requested = None if variables is None else list(variables)
         if requested is not None:
+            _check_requested(requested)
             wanted = set(requested)
             # Only variables that depend on a wanted one carry its gradient.
             needed = set()
@@ -643,6 +645,16 @@ def backprop(
             for v in requested
         }
     return gradients
+
+
+def _check_requested(requested: list[Any]) -> None:
+    for item in requested:
+        if not isinstance(item, Variable):
+            raise TypeError(
+                f"backprop: variables must be Variables, but it contains a "
+                f"{type(item).__name__}. Pass a list of Parameters, such as "
+                "model.parameters() or optimizer.parameters."
+            )
 
 
 def _raise_bad_count(operation: Operation, result: Any) -> None:

@@ -205,7 +205,8 @@ class Pow(Operation):
     :math:`x < 0` it is ``nan``: there :math:`x^y` is real only for integer
     :math:`y`, and no small step of :math:`y` keeps it real. The gradient for
     the base is exact everywhere :math:`x^{y-1}` is finite. When the exponent
-    is a constant, as in ``x ** 2``, its gradient is simply never used.
+    is a constant, as in ``x ** 2``, nobody needs its gradient, and ``grad``
+    skips it when :func:`~autodiff.core.backprop` says so (``needed``).
 
     Examples
     --------
@@ -216,11 +217,15 @@ class Pow(Operation):
     [12.0, 5.5452]
     """
 
+    grad_takes_needed = True
+
     def apply(self, x, y):
         z = x ** y
 
-        def grad(gz):
+        def grad(gz, needed=(True, True)):
             gx = gz * y * x ** (y - 1)
+            if not needed[1]:
+                return gx, None
             positive = x > 0
             log_x = np.log(np.where(positive, x, 1))
             gy = gz * z * log_x
@@ -608,7 +613,8 @@ class Transpose(Operation):
 
     def apply(self, x, axes: tuple[int, ...] | None = None):
         z = np.transpose(x, axes)
-        inverse = None if axes is None else tuple(np.argsort(axes))
+        # Negative axes count from the end; argsort needs them as positions.
+        inverse = None if axes is None else tuple(np.argsort(np.asarray(axes) % x.ndim))
 
         def grad(gz):
             return np.transpose(gz, inverse),

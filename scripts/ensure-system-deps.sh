@@ -7,13 +7,20 @@
 # system; otherwise the script stops and says what to install.
 set -euo pipefail
 
-# program -> Debian package
-declare -A debian_package=([dot]=graphviz [chromium]=chromium)
-# program -> how to install it elsewhere
-declare -A manual_hint=(
-  [dot]="Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew install graphviz; Fedora: sudo dnf install graphviz"
-  [chromium]="Debian/Ubuntu: sudo apt-get install chromium; macOS: brew install --cask chromium; or set CHROMIUM=/path/to/chrome"
-)
+# The Debian package of a program, and how to install it elsewhere. (A `case`, not an
+# associative array: macOS still ships bash 3.2.)
+debian_package() {
+  case "$1" in
+    dot) echo graphviz ;;
+    chromium) echo chromium ;;
+  esac
+}
+manual_hint() {
+  case "$1" in
+    dot) echo "Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew install graphviz; Fedora: sudo dnf install graphviz" ;;
+    chromium) echo "Debian/Ubuntu: sudo apt-get install chromium; macOS: brew install --cask chromium; or set CHROMIUM=/path/to/chrome" ;;
+  esac
+}
 
 is_present() {
   # Chromium may also be given explicitly through $CHROMIUM.
@@ -28,7 +35,7 @@ for program in "$@"; do
   if is_present "$program"; then
     continue
   fi
-  package=${debian_package[$program]:-}
+  package=$(debian_package "$program")
   if [ -z "$package" ]; then
     echo "ensure-system-deps: unknown program '$program'" >&2
     exit 2
@@ -47,7 +54,7 @@ for program in "$@"; do
     fi
   else
     echo "ensure-system-deps: the program '$program' is required but not installed." >&2
-    echo "  Install it (${manual_hint[$program]}) and run make again." >&2
+    echo "  Install it ($(manual_hint "$program")) and run make again." >&2
     exit 1
   fi
 done

@@ -527,3 +527,15 @@ def test_grad_of_broadcast_shape_is_accepted() -> None:
     x, y = Parameter(np.ones(3)), Parameter(np.ones(3))
     gradients = backprop(BadGrad(x, y).sum())
     np.testing.assert_array_equal(gradients[x], np.ones(3))
+
+
+def test_backprop_refuses_variables_that_are_not_variables() -> None:
+    w = Parameter([1.0, 2.0])
+    loss = (w * w).sum()
+    with pytest.raises(TypeError, match=r"backprop: variables must be Variables.*ndarray"):
+        backprop(loss, [np.ones(2)])
+
+
+def test_a_matmul_batch_error_keeps_its_own_message() -> None:
+    with pytest.raises(ValueError, match=r"MatMul cannot multiply .* batch axes"):
+        Parameter(np.ones((2, 3, 4))) @ Parameter(np.ones((5, 4, 3)))

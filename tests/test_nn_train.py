@@ -95,3 +95,12 @@ def test_fit_checks_epochs():
     model = mlp(2, 4, 3)
     with pytest.raises(ValueError, match="epochs"):
         fit(model, SGD(model, 0.1), x, y, epochs=0)
+
+
+def test_fit_with_regression_targets_reports_nan_accuracy():
+    x, _ = blobs(n=64)
+    targets = (x @ np.array([[1.0], [-2.0]], dtype=np.float32)).astype(np.float32)
+    model = mlp(2, 8, 1)
+    history = fit(model, SGD(model, 0.05), x, targets, epochs=3, progress=False, loss_function=mse)
+    assert history.loss[-1] < history.loss[0]
+    assert all(np.isnan(a) for a in history.accuracy)

@@ -388,3 +388,16 @@ def test_transpose_gradient(shape: tuple[int, ...], axes: tuple[int, ...] | None
     numeric_test(z)
     weights = rng.normal(size=z.shape)
     np.testing.assert_allclose(backprop((z * weights).sum())[x], np.transpose(weights, np.argsort(axes) if axes else None))
+
+
+@pytest.mark.parametrize("axes", [(-1, 0, 1), (2, -3, 1), (-2, -1, -3)])
+def test_transpose_with_negative_axes(rng: np.random.Generator, axes: tuple[int, ...]) -> None:
+    # A square shape: a wrong inverse permutation would still have the right shape.
+    numeric_test(Transpose(Parameter(rng.normal(size=(3, 3, 3))), axes=axes))
+    numeric_test(Transpose(Parameter(rng.normal(size=(2, 3, 4))), axes=axes))
+
+
+def test_pow_skips_the_exponent_gradient_when_nobody_needs_it(rng: np.random.Generator) -> None:
+    x = Parameter(rng.normal(size=(3, 2)))
+    gradients = backprop((x ** 2).sum(), [x])
+    np.testing.assert_allclose(gradients[x], 2 * x.value)

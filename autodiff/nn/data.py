@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import sys
 import tempfile
@@ -354,7 +355,7 @@ def download(
                             digest.update(chunk)
                             written += len(chunk)
                             bar.update(len(chunk))
-                    except (OSError, ValueError) as error:  # IncompleteRead, reset
+                    except (OSError, ValueError, http.client.HTTPException) as error:
                         raise DownloadError(
                             f"download: the connection broke after {written} bytes of "
                             f"{url} ({error!r}). Try again."

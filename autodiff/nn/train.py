@@ -35,6 +35,9 @@ def train_step(
 ) -> tuple[float, float]:
     """Train on one minibatch; return its loss and accuracy (before the update).
 
+    The accuracy is ``nan`` when the labels are not class indices (a
+    regression target for an MSE loss, say).
+
     Examples
     --------
     >>> from autodiff.nn import Linear, SGD
@@ -50,7 +53,14 @@ def train_step(
     loss = loss_function(logits, labels)
     gradients = backprop(loss, optimizer.parameters)
     optimizer.step(gradients)
-    return float(loss.value), accuracy(logits, labels)
+    return float(loss.value), _accuracy_if_classes(logits, labels)
+
+
+def _accuracy_if_classes(logits: Variable | np.ndarray, labels: Any) -> float:
+    """:func:`accuracy` for integer class labels, ``nan`` for any other target."""
+    if np.asarray(labels).dtype.kind in "iu":
+        return accuracy(logits, labels)
+    return float("nan")
 
 
 def predict(model: Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
@@ -96,7 +106,7 @@ def evaluate(
     True
     """
     logits = predict(model, images, batch_size)
-    return float(loss_function(logits, labels).value), accuracy(logits, labels)
+    return float(loss_function(logits, labels).value), _accuracy_if_classes(logits, labels)
 
 
 @dataclass
