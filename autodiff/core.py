@@ -57,13 +57,23 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _format_array(array: np.ndarray) -> str:
-    """Print small arrays in full, large ones as their shape and dtype."""
+def _format_array(array: np.ndarray, digits: int | None = None) -> str:
+    """Print small arrays in full, large ones as their shape and dtype.
+
+    With ``digits``, floats are rounded to that many significant digits.
+    """
+    if array.size >= 20:
+        return f"array(shape={array.shape}, dtype={array.dtype})"
     if array.ndim == 0:
-        return str(array.item())
-    if array.size < 20:
-        return np.array2string(array, separator=", ", threshold=20)
-    return f"array(shape={array.shape}, dtype={array.dtype})"
+        value = array.item()
+        if digits is None or not isinstance(value, float):
+            return str(value)
+        if value.is_integer() and abs(value) < 1e6:
+            return f"{value:.1f}"
+        return f"{value:.{digits}g}"
+    return np.array2string(
+        array, separator=", ", precision=digits, suppress_small=digits is not None
+    )
 
 
 class Variable:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autodiff.core import Input, Operation, Parameter, Variable, topological_order
+from autodiff.core import Input, Operation, Parameter, Variable, _format_array, topological_order
 
 if TYPE_CHECKING:
     import graphviz
@@ -29,16 +29,6 @@ def _input_names(cls: type[Operation]) -> tuple[str, ...]:
         for p in parameters
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
     )
-
-
-def _short_value(array: np.ndarray) -> str:
-    """A value as a graph label: 4 significant digits, shape and dtype if large."""
-    if array.size >= 20:
-        return f"array(shape={array.shape}, dtype={array.dtype})"
-    if array.ndim == 0 and array.dtype.kind == "f":
-        number = float(array)
-        return f"{number:.1f}" if number.is_integer() and abs(number) < 1e6 else f"{number:.4g}"
-    return np.array2string(array, precision=4, separator=", ", suppress_small=True)
 
 
 def _edge_label(operation: Operation, position: int) -> str:
@@ -96,13 +86,13 @@ def visualize(
     graph.attr("edge", fontname="Helvetica", fontsize="10", color="#555555")
 
     for number, node in enumerate(topological_order(variable)):
-        label = _short_value(node.value)
+        label = _format_array(node.value, digits=4)
         if node in names:
             label = f"{names[node]} = {label}"
         if show_order:
             label = f"#{number}  {label}"
         if gradients is not None and node in gradients:
-            label += f"\ngrad {_short_value(np.asarray(gradients[node]))}"
+            label += f"\ngrad {_format_array(np.asarray(gradients[node]), digits=4)}"
         if isinstance(node, Parameter):
             style = {"style": "filled,rounded", "fillcolor": "#dbe9f6"}
         elif isinstance(node, Input):
