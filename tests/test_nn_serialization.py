@@ -170,3 +170,16 @@ def test_bad_sources_are_explained():
         named_parameters(42)
     with pytest.raises(TypeError, match="Parameters"):
         named_parameters({"w": np.ones(2)})
+
+
+def test_saved_files_follow_the_umask_not_the_private_temporary_mode(tmp_path):
+    import os
+
+    from autodiff.nn import Linear, save_parameters
+
+    old = os.umask(0o022)
+    try:
+        path = save_parameters(Linear(2, 2, seed=0), tmp_path / "model.npz")
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o644

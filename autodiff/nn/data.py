@@ -27,7 +27,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -37,6 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from autodiff.nn._files import atomic_file
 from autodiff.nn.layers import make_rng
 
 __all__ = [
@@ -325,48 +325,43 @@ def download(
     from tqdm import tqdm
 
     path = Path(path)
-    handle, temporary_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    temporary = Path(temporary_name)
     digest = hashlib.sha256()
     written = 0
-    try:
-        with os.fdopen(handle, "wb") as output:
-            try:
-                response = urllib.request.urlopen(url, timeout=timeout)
-            except urllib.error.HTTPError as error:
-                raise DownloadError(
-                    f"download: the server answered {error.code} {error.reason} for {url}."
-                ) from None
-            except (urllib.error.URLError, OSError) as error:
-                raise DownloadError(
-                    f"download: cannot reach {url} ({error}). Check the network, or "
-                    f"copy the file to {path} yourself."
-                ) from None
-            with response:
-                length = response.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else size
-                with tqdm(
-                    total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                    desc=path.name, disable=not progress, file=sys.stderr,
-                ) as bar:
-                    try:
-                        while chunk := response.read(1 << 16):
-                            output.write(chunk)
-                            digest.update(chunk)
-                            written += len(chunk)
-                            bar.update(len(chunk))
-                    except (OSError, ValueError, http.client.HTTPException) as error:
-                        raise DownloadError(
-                            f"download: the connection broke after {written} bytes of "
-                            f"{url} ({error!r}). Try again."
-                        ) from None
-                if length and length.isdigit() and written != int(length):
+    with atomic_file(path) as output:
+        try:
+            response = urllib.request.urlopen(url, timeout=timeout)
+        except urllib.error.HTTPError as error:
+            raise DownloadError(
+                f"download: the server answered {error.code} {error.reason} for {url}."
+            ) from None
+        except (urllib.error.URLError, OSError) as error:
+            raise DownloadError(
+                f"download: cannot reach {url} ({error}). Check the network, or "
+                f"copy the file to {path} yourself."
+            ) from None
+        with response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else size
+            with tqdm(
+                total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=path.name, disable=not progress, file=sys.stderr,
+            ) as bar:
+                try:
+                    while chunk := response.read(1 << 16):
+                        output.write(chunk)
+                        digest.update(chunk)
+                        written += len(chunk)
+                        bar.update(len(chunk))
+                except (OSError, ValueError, http.client.HTTPException) as error:
                     raise DownloadError(
-                        f"download: the connection broke after {written} of the "
-                        f"{length} bytes of {url}. Try again."
-                    )
-            output.flush()
-            os.fsync(output.fileno())
+                        f"download: the connection broke after {written} bytes of "
+                        f"{url} ({error!r}). Try again."
+                    ) from None
+            if length and length.isdigit() and written != int(length):
+                raise DownloadError(
+                    f"download: the connection broke after {written} of the "
+                    f"{length} bytes of {url}. Try again."
+                )
         if size is not None and written != size:
             raise DownloadError(
                 f"download: {url} gave {written} bytes, expected {size}. The file was "
@@ -378,10 +373,6 @@ def download(
                 f"{sha256.lower()}. The file was not kept. The mirror may have "
                 "changed, or the download was corrupted; try again."
             )
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -38,6 +37,7 @@ from typing import IO, Any
 import numpy as np
 
 from autodiff.core import Parameter, Variable, topological_order
+from autodiff.nn._files import atomic_file
 
 __all__ = ["ParameterMismatchError", "named_parameters", "save_parameters", "load_parameters"]
 
@@ -98,16 +98,8 @@ def named_parameters(source: Any) -> dict[str, Parameter]:
 
 
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    handle, temporary_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary_name, path)
-    except BaseException:
-        Path(temporary_name).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as file:
+        write(file)
 
 
 def _format_of(path: Path, where: str) -> str:
