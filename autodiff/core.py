@@ -42,6 +42,11 @@ _NUMERIC_KINDS = frozenset("biufc")
 
 def _as_numeric_array(value: Any, what: str) -> np.ndarray:
     """Return ``value`` as an ndarray, refusing strings and Python objects."""
+    if isinstance(value, Variable):
+        raise TypeError(
+            f"{what} got a {type(value).__name__}, not a value. To start a new "
+            "leaf from its current value, pass its .value."
+        )
     array = np.asarray(value)
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(
@@ -182,6 +187,8 @@ class Variable:
         return self
 
     def __getitem__(self, index: Any) -> Variable:
+        if isinstance(index, Variable):  # indices are not differentiated
+            index = index.value
         return _operations.GetItem(self, index=index)
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Variable:

@@ -539,3 +539,13 @@ def test_backprop_refuses_variables_that_are_not_variables() -> None:
 def test_a_matmul_batch_error_keeps_its_own_message() -> None:
     with pytest.raises(ValueError, match=r"MatMul cannot multiply .* batch axes"):
         Parameter(np.ones((2, 3, 4))) @ Parameter(np.ones((5, 4, 3)))
+
+
+def test_a_variable_as_index_is_used_by_its_value() -> None:
+    x = Parameter([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(x[Input(np.array([0, 2]))].value, [1.0, 3.0])
+
+
+def test_a_leaf_made_from_a_variable_says_to_pass_its_value() -> None:
+    with pytest.raises(TypeError, match=r"Parameter got a Parameter.*\.value"):
+        Parameter(Parameter(1.0))

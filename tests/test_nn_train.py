@@ -104,3 +104,17 @@ def test_fit_with_regression_targets_reports_nan_accuracy():
     history = fit(model, SGD(model, 0.05), x, targets, epochs=3, progress=False, loss_function=mse)
     assert history.loss[-1] < history.loss[0]
     assert all(np.isnan(a) for a in history.accuracy)
+
+
+@pytest.mark.parametrize("bad", [{"batch_size": 0}, {"epochs": 0}, {"epochs": 1.5}])
+def test_fit_refuses_bad_sizes(bad):
+    x, y = blobs(n=20)
+    model = mlp(2, 4, 3)
+    with pytest.raises(ValueError, match="fit: .* must be a positive int"):
+        fit(model, SGD(model, 0.1), x, y, progress=False, **bad)
+
+
+def test_fit_refuses_an_empty_data_set():
+    model = mlp(2, 4, 3)
+    with pytest.raises(ValueError, match="at least one"):
+        fit(model, SGD(model, 0.1), np.zeros((0, 2), np.float32), np.zeros(0, int), progress=False)

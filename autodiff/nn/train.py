@@ -198,8 +198,14 @@ def fit(
     """
     from tqdm import tqdm
 
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}.")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"fit: {name} must be a positive int, got {value!r}.")
+    if len(images) == 0 or len(images) != len(labels):
+        raise ValueError(
+            f"fit: got {len(images)} images and {len(labels)} labels; "
+            "they must be as many, and at least one."
+        )
     rng = make_rng(seed)
     history = History()
     steps = -(-len(images) // batch_size)
