@@ -129,10 +129,12 @@ def find_chromium() -> str:
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    sys.exit(
+    print(
         "check_book_in_browser: no Chromium found. Install it "
-        "(scripts/ensure-system-deps.sh chromium) or set CHROMIUM=/path/to/chrome."
+        "(scripts/ensure-system-deps.sh chromium) or set CHROMIUM=/path/to/chrome.",
+        file=sys.stderr,
     )
+    sys.exit(2)  # the check could not run
 
 
 def check_page(page: Page, url: str, origin: str) -> list[str]:
@@ -152,8 +154,11 @@ def check_page(page: Page, url: str, origin: str) -> list[str]:
         if request.url.startswith(origin):
             problems.append(f"request failed: {request.url} ({request.failure})")
 
+    def on_page_error(error: object) -> None:
+        problems.append(f"page error: {error}")
+
     page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("pageerror", on_page_error)
     page.on("response", on_response)
     page.on("requestfailed", on_request_failed)
     try:
@@ -165,6 +170,7 @@ def check_page(page: Page, url: str, origin: str) -> list[str]:
         problems.append(f"could not check the page: {error.message.splitlines()[0]}")
     finally:
         page.remove_listener("console", on_console)
+        page.remove_listener("pageerror", on_page_error)
         page.remove_listener("response", on_response)
         page.remove_listener("requestfailed", on_request_failed)
     return problems
