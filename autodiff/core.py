@@ -320,11 +320,16 @@ class Operation:
     def __new__(cls, *args: Any, **kwargs: Any) -> Variable:  # type: ignore[misc]
         if kwargs:
             _check_settings(cls, kwargs)
-        inputs = tuple([a if isinstance(a, Variable) else _as_variable(a, cls, args) for a in args])
-        operation = object.__new__(cls)
+        # The positional arguments are the inputs: numbers and arrays become
+        # Input leaves, so that every input is a node of the graph.
+        inputs = tuple(
+            [a if isinstance(a, Variable) else _as_variable(a, cls, args) for a in args]
+        )
+        operation = object.__new__(cls)  # cls(...) would call __new__ again
         operation.args = inputs
         operation.kwargs = kwargs
         try:
+            # apply computes the value from the inputs' arrays and sets self.grad.
             value = operation.apply(*[v.value for v in inputs], **kwargs)
         except ValueError as error:
             if "could not be broadcast together" not in str(error):
@@ -344,6 +349,8 @@ class Operation:
                 "NumPy array. Check that apply returns the computed array and "
                 "that its inputs are numeric."
             )
+        # The caller gets a Variable, not the operation: since it is not an
+        # instance of cls, Python does not call __init__ on it.
         variable = Variable.__new__(Variable)
         variable.value = array
         variable.operation = operation
@@ -387,8 +394,6 @@ def _check_settings(operation: type, settings: dict[str, Any]) -> None:
 
 def _as_variable(value: Any, operation: type, args: tuple[Any, ...]) -> Variable:
     """Wrap a number or an array in an :class:`Input`."""
-    if isinstance(value, Variable):
-        return value
     if type(value) is float or type(value) is int:
         # A Python number takes the dtype of a floating-point input, so that
         # ``x * 0.5`` keeps a float32 ``x`` in float32, as in NumPy.
