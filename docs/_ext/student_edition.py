@@ -853,8 +853,8 @@ _OP_HINTS: dict[str, str] = {
     ),
 }
 
-_FALLBACK_THEORY = {
-    "exercise-1": """\
+# The front matter that makes a Markdown file a MyST notebook (see TOOLCHAIN).
+_MYST_FRONT_MATTER = """\
 ---
 jupytext:
   text_representation:
@@ -865,6 +865,10 @@ kernelspec:
   name: python3
 ---
 
+"""
+
+_FALLBACK_THEORY = {
+    "exercise-1": """\
 # Theory exercise 1
 
 Build the graph of the first theory exercise, $J = \\operatorname{ReLU}(x) + x \\gamma$
@@ -888,16 +892,6 @@ print("Exercise 1 is correct.")
 ```
 """,
     "exercise-2": """\
----
-jupytext:
-  text_representation:
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
 # Theory exercise 2
 
 Build the graph of the second theory exercise: $v = x w$, $z = v + b$, $h = \\operatorname{ReLU}(z)$,
@@ -977,7 +971,7 @@ def _theory_cells(docs: Path, chapter: str) -> tuple[list[nbformat.NotebookNode]
 
         with tempfile.TemporaryDirectory() as folder:
             fixture = Path(folder) / f"{chapter}.md"
-            fixture.write_text(_FALLBACK_THEORY[chapter], encoding="utf-8")
+            fixture.write_text(_MYST_FRONT_MATTER + _FALLBACK_THEORY[chapter], encoding="utf-8")
             student = student_chapter(fixture)
         source_note = "generated (the chapter has no marked solutions yet)"
     cells: list[nbformat.NotebookNode] = []
