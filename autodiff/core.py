@@ -10,8 +10,7 @@ the whole graph, which is what :func:`backprop` does.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -322,33 +321,35 @@ class Operation:
             _check_settings(cls, kwargs)
         # The positional arguments are the inputs: numbers and arrays become
         # Input leaves, so that every input is a node of the graph.
-        inputs = tuple(
-            [a if isinstance(a, Variable) else _as_variable(a, cls, args) for a in args]
-        )
+        inputs = args
+        for argument in args:
+            if not isinstance(argument, Variable):
+                inputs = _wrap_constants(cls, args)
+                break
         operation = object.__new__(cls)  # cls(...) would call __new__ again
         operation.args = inputs
         operation.kwargs = kwargs
+        if _saved_threshold is None:  # the first operation of a graph
+            _defer_full_collections()  # see "the cyclic garbage collector" below
         try:
-            # apply computes the value from the inputs' arrays and sets self.grad.
-            value = operation.apply(*[v.value for v in inputs], **kwargs)
+            # apply computes the value from the inputs' arrays and sets
+            # self.grad. (Most operations have one or two inputs and no
+            # settings; calling apply with those directly is faster.)
+            if kwargs or len(inputs) > 2:
+                value = operation.apply(*[v.value for v in inputs], **kwargs)
+            elif len(inputs) == 2:
+                value = operation.apply(inputs[0].value, inputs[1].value)
+            else:
+                value = operation.apply(inputs[0].value) if inputs else operation.apply()
         except ValueError as error:
             if "could not be broadcast together" not in str(error):
                 raise
-            shapes = " and ".join(str(v.value.shape) for v in inputs)
-            raise ValueError(
-                f"{cls.__name__} cannot combine inputs of shapes {shapes}: they "
-                "do not broadcast. Shapes broadcast when, compared from the "
-                "last axis, each pair of lengths is equal or one of them is 1. "
-                "Reshape an input, or add an axis with x.reshape(...)."
-            ) from error
+            raise _broadcast_error(cls, inputs) from error
+        # 0-d results come back as NumPy scalars such as np.float64: make
+        # every value an array, and refuse what is not a number.
         array = value if type(value) is np.ndarray else np.asarray(value)
         if array.dtype.kind not in _NUMERIC_KINDS:
-            raise TypeError(
-                f"{cls.__name__}.apply returned a value of dtype {array.dtype} "
-                f"({type(value).__name__}); an operation must return a numeric "
-                "NumPy array. Check that apply returns the computed array and "
-                "that its inputs are numeric."
-            )
+            raise _not_numeric_error(cls, value, array)
         # The caller gets a Variable, not the operation: since it is not an
         # instance of cls, Python does not call __init__ on it.
         variable = Variable.__new__(Variable)
@@ -392,17 +393,23 @@ def _check_settings(operation: type, settings: dict[str, Any]) -> None:
             )
 
 
-def _as_variable(value: Any, operation: type, args: tuple[Any, ...]) -> Variable:
-    """Wrap a number or an array in an :class:`Input`."""
+def _wrap_constants(operation: type, args: tuple[Any, ...]) -> tuple[Variable, ...]:
+    """Wrap the numbers and arrays among ``args`` in :class:`Input` leaves."""
+    # A Python number takes the dtype of a floating-point input, so that
+    # ``x * 0.5`` keeps a float32 ``x`` in float32, as in NumPy.
+    dtype = None
+    for argument in args:
+        if isinstance(argument, Variable) and argument.value.dtype.kind in "fc":
+            dtype = argument.value.dtype
+            break
+    return tuple(
+        [a if isinstance(a, Variable) else _as_input(a, dtype, operation) for a in args]
+    )
+
+
+def _as_input(value: Any, dtype: np.dtype[Any] | None, operation: type) -> Input:
     if type(value) is float or type(value) is int:
-        # A Python number takes the dtype of a floating-point input, so that
-        # ``x * 0.5`` keeps a float32 ``x`` in float32, as in NumPy.
-        dtype = None
-        for other in args:
-            if isinstance(other, Variable) and other.value.dtype.kind in "fc":
-                dtype = other.value.dtype
-                break
-        constant = Input.__new__(Input)
+        constant = Input.__new__(Input)  # a number needs no checks
         constant.value = np.asarray(value, dtype=dtype)
         constant.operation = None
         return constant
@@ -410,6 +417,25 @@ def _as_variable(value: Any, operation: type, args: tuple[Any, ...]) -> Variable
         return Input(value)
     except TypeError as error:
         raise TypeError(f"{operation.__name__}: {error}") from None
+
+
+def _broadcast_error(operation: type, inputs: tuple[Variable, ...]) -> ValueError:
+    shapes = " and ".join(str(v.value.shape) for v in inputs)
+    return ValueError(
+        f"{operation.__name__} cannot combine inputs of shapes {shapes}: they "
+        "do not broadcast. Shapes broadcast when, compared from the "
+        "last axis, each pair of lengths is equal or one of them is 1. "
+        "Reshape an input, or add an axis with x.reshape(...)."
+    )
+
+
+def _not_numeric_error(operation: type, value: Any, array: np.ndarray) -> TypeError:
+    return TypeError(
+        f"{operation.__name__}.apply returned a value of dtype {array.dtype} "
+        f"({type(value).__name__}); an operation must return a numeric "
+        "NumPy array. Check that apply returns the computed array and "
+        "that its inputs are numeric."
+    )
 
 
 def unbroadcast(gradient: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -512,7 +538,7 @@ def topological_order(variable: Variable) -> list[Variable]:
     # Each stack entry is a variable and an iterator over the inputs that
     # are still to be visited: the loop of the recursive version, paused.
     stack = [(variable, iter(variable.operation.args if variable.operation else ()))]
-    with _cycle_collector_paused():
+    with _CollectorPaused():
         while stack:
             node, inputs = stack[-1]
             for parent in inputs:
@@ -527,27 +553,76 @@ def topological_order(variable: Variable) -> list[Variable]:
     return order
 
 
-@contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for the duration of a graph walk.
-
-    Walking a graph allocates many small objects (stack entries, gradients),
-    and every few hundred allocations trigger a collection, which also
-    rescans the graph: a cost that grows with the size of the graph. The
-    graph holds no reference cycles, so reference counting alone frees it and
-    pausing the collector loses nothing.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 #: The name the original exercise uses for :func:`topological_order`.
 get_variables = topological_order
+
+
+# -- Python's cyclic garbage collector and the graph -----------------------
+#
+# CPython frees an object as soon as nothing refers to it any more
+# (reference counting). Objects in a reference cycle are never freed that
+# way, so a second mechanism, the cyclic garbage collector, looks for them
+# by scanning the objects that can hold references. It scans young objects
+# often and cheaply; and it scans *all* of them (a "full collection") each
+# time the number of long-lived objects has grown by a quarter. A graph that
+# is being recorded is exactly such a growing set of long-lived objects, about
+# seven per operation, so full collections scan it again and again: building
+# a chain of a million operations spends most of its time in those scans.
+#
+# They find nothing, because the graph has no cycles: a variable refers to
+# the operation that made it, an operation to its inputs and its grad
+# closure, and nothing refers forward. Reference counting frees a graph as
+# soon as the last reference to its output goes. So autodiff does two things:
+#
+# - While a graph is recorded, full collections wait. The first operation of
+#   a graph raises the collector's third threshold (how many
+#   second-generation collections come before a full one) to
+#   _DEFERRED_THRESHOLD, and backprop puts back the previous value when it
+#   returns. Young collections go on, so short-lived cycles of the program
+#   are still freed, and a program that records graphs without ever calling
+#   backprop still gets a full collection every 70 million or so allocations.
+# - During its own walks of the graph (topological_order, backprop), which
+#   allocate many short-lived objects, the collector is paused altogether.
+
+_DEFERRED_THRESHOLD = 10_000
+
+#: The collector's third threshold before the current graph started; None
+#: when no graph is being recorded.
+_saved_threshold: int | None = None
+
+
+def _defer_full_collections() -> None:
+    """Called by the first operation of a graph: full collections wait."""
+    global _saved_threshold
+    first, second, third = gc.get_threshold()
+    _saved_threshold = third
+    if third < _DEFERRED_THRESHOLD:
+        gc.set_threshold(first, second, _DEFERRED_THRESHOLD)
+
+
+def _restore_full_collections() -> None:
+    """Called when backprop returns: full collections resume their schedule."""
+    global _saved_threshold
+    if _saved_threshold is None:
+        return
+    first, second, third = gc.get_threshold()
+    if third == _DEFERRED_THRESHOLD:  # unless the program has set it meanwhile
+        gc.set_threshold(first, second, _saved_threshold)
+    _saved_threshold = None
+
+
+class _CollectorPaused:
+    """``with _CollectorPaused():`` runs its block with the collector off."""
+
+    __slots__ = ("was_enabled",)
+
+    def __enter__(self) -> None:
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exception: object) -> None:
+        if self.was_enabled:
+            gc.enable()
 
 
 def backprop(
@@ -576,7 +651,9 @@ def backprop(
     variables
         Optional. If given, only the gradients of these variables are
         returned, and every other gradient is dropped as soon as it has been
-        passed on. That keeps peak memory close to that of the forward pass.
+        passed on. That keeps peak memory close to that of the forward pass,
+        and saves the work of gradients nobody asked for, such as those of
+        the constants.
 
     Returns
     -------
@@ -604,72 +681,78 @@ def backprop(
     >>> float(gradients[x]), float(gradients[gamma])
     (6.0, 7.0)
     """
-    if not isinstance(loss, Variable):
-        raise TypeError(f"backprop expects a Variable, but got {type(loss).__name__}.")
-    if loss.value.shape != ():
-        raise ValueError(
-            f"backprop needs a scalar loss, but the loss has shape "
-            f"{loss.value.shape}. Reduce it first, for example with "
-            "loss.sum() or loss.mean()."
-        )
-    # The graph holds no reference cycles; see _cycle_collector_paused.
-    with _cycle_collector_paused():
+    try:
+        if not isinstance(loss, Variable):
+            raise TypeError(f"backprop expects a Variable, but got {type(loss).__name__}.")
+        if loss.value.shape != ():
+            raise ValueError(
+                f"backprop needs a scalar loss, but the loss has shape "
+                f"{loss.value.shape}. Reduce it first, for example with "
+                "loss.sum() or loss.mean()."
+            )
+        requested = None if variables is None else _check_requested(variables)
+        dtype = loss.value.dtype if loss.value.dtype.kind in "fc" else np.dtype(np.float64)
         order = topological_order(loss)
-        seed_dtype = loss.value.dtype if loss.value.dtype.kind in "fc" else np.float64
-        gradients: dict[Variable, np.ndarray] = {loss: np.ones((), dtype=seed_dtype)}
-        wanted: set[Variable] = set()
-        needed: set[Variable] | None = None
-        requested = None if variables is None else list(variables)
-        if requested is not None:
-            _check_requested(requested)
-            wanted = set(requested)
-            # Only variables that depend on a wanted one carry its gradient.
-            needed = set()
-            for variable in order:
-                operation = variable.operation
-                if variable in wanted or (
-                    operation is not None and any(a in needed for a in operation.args)
-                ):
-                    needed.add(variable)
+        with _CollectorPaused():  # see "the cyclic garbage collector" above
+            gradients = _backward(order, np.ones((), dtype=dtype), requested)
+    finally:
+        _restore_full_collections()  # the graph is complete
+    if requested is None:
+        return gradients
+    # A requested variable that the loss does not depend on has gradient zero.
+    return {
+        v: gradients[v] if v in gradients else np.zeros_like(v.value, dtype=dtype)
+        for v in requested
+    }
 
-        for variable in reversed(order):
-            operation = variable.operation
-            if operation is None or (needed is not None and variable not in needed):
-                continue
-            if needed is None:
-                input_gradients = operation.grad(gradients[variable])
-            else:
-                gz = gradients[variable] if variable in wanted else gradients.pop(variable)
-                if operation.grad_takes_needed:
-                    flags = tuple([a in needed for a in operation.args])
-                    input_gradients = operation.grad(gz, flags)  # type: ignore[call-arg]
-                else:
-                    input_gradients = operation.grad(gz)
-            inputs = operation.args
-            if type(input_gradients) is not tuple or len(input_gradients) != len(inputs):
-                _raise_bad_count(operation, input_gradients)
-            for argument, gradient in zip(inputs, input_gradients):
-                if needed is not None and argument not in needed:
-                    continue
-                if type(gradient) is not np.ndarray:
-                    gradient = np.asarray(gradient)  # NumPy scalars, lists
-                    if gradient.dtype.kind not in _NUMERIC_KINDS:  # None, say
-                        _fit_gradient(operation, argument, gradient)  # raises TypeError
-                if gradient.shape != argument.value.shape:
-                    gradient = _fit_gradient(operation, argument, gradient)
-                previous = gradients.get(argument)
-                gradients[argument] = gradient if previous is None else previous + gradient
 
+def _backward(
+    order: list[Variable], seed: np.ndarray, requested: list[Variable] | None
+) -> dict[Variable, np.ndarray]:
+    """The backward pass: ``order`` reversed, from the loss to the leaves."""
+    gradients = {order[-1]: seed}
+    wanted: set[Variable] = set()
+    needed: set[Variable] | None = None
     if requested is not None:
-        # A wanted variable the loss does not depend on has gradient zero.
-        return {
-            v: gradients[v] if v in gradients else np.zeros_like(v.value, dtype=seed_dtype)
-            for v in requested
-        }
+        # Only the variables that depend on a requested one carry its
+        # gradient; mark them in one pass from the leaves to the loss.
+        wanted, needed = set(requested), set()
+        for variable in order:
+            operation = variable.operation
+            if variable in wanted or (
+                operation is not None and not needed.isdisjoint(operation.args)
+            ):
+                needed.add(variable)
+
+    for variable in reversed(order):
+        operation = variable.operation
+        if operation is None or (needed is not None and variable not in needed):
+            continue  # a leaf, or a variable no requested one depends on
+        if needed is None or variable in wanted:
+            gz = gradients[variable]
+        else:
+            gz = gradients.pop(variable)  # passed on now, so no longer needed
+        inputs = operation.args
+        if needed is not None and operation.grad_takes_needed:
+            input_gradients = operation.grad(gz, tuple([a in needed for a in inputs]))  # type: ignore[call-arg]
+        else:
+            input_gradients = operation.grad(gz)
+        if type(input_gradients) is not tuple or len(input_gradients) != len(inputs):
+            _raise_bad_count(operation, input_gradients)
+        for argument, gradient in zip(inputs, input_gradients):
+            if needed is not None and argument not in needed:
+                continue
+            # Check the gradient, and sum it back to the input's shape if
+            # the input was broadcast.
+            if type(gradient) is not np.ndarray or gradient.shape != argument.value.shape:
+                gradient = _fit_gradient(operation, argument, gradient)
+            previous = gradients.get(argument)
+            gradients[argument] = gradient if previous is None else previous + gradient
     return gradients
 
 
-def _check_requested(requested: list[Any]) -> None:
+def _check_requested(variables: Iterable[Any]) -> list[Variable]:
+    requested = list(variables)
     for item in requested:
         if not isinstance(item, Variable):
             raise TypeError(
@@ -677,6 +760,7 @@ def _check_requested(requested: list[Any]) -> None:
                 f"{type(item).__name__}. Pass a list of Parameters, such as "
                 "model.parameters() or optimizer.parameters."
             )
+    return requested
 
 
 def _raise_bad_count(operation: Operation, result: Any) -> None:
@@ -697,23 +781,29 @@ def _raise_bad_count(operation: Operation, result: Any) -> None:
 
 def _fit_gradient(operation: Operation, argument: Variable, gradient: Any) -> np.ndarray:
     """Check one returned gradient and sum it back to its input's shape."""
-    name = type(operation).__name__
-    position = [a is argument for a in operation.args].index(True)
-    array = np.asarray(gradient)
-    if array.dtype.kind not in "biufc":
+    array = np.asarray(gradient)  # NumPy scalars such as np.float64, lists
+    if array.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(
-            f"{name}.grad returned a gradient of dtype {array.dtype} for input "
-            f"{position}; gradients must be numeric arrays."
+            f"{type(operation).__name__}.grad returned a gradient of dtype "
+            f"{array.dtype} for input {_position(operation, argument)}; gradients "
+            "must be numeric arrays."
         )
+    shape = argument.value.shape
+    if array.shape == shape:
+        return array
     try:
-        return unbroadcast(array, argument.value.shape)
+        return unbroadcast(array, shape)
     except ValueError:
         raise ValueError(
-            f"{name}.grad returned a gradient of shape {array.shape} for input "
-            f"{position}, which has shape {argument.value.shape}. A gradient "
-            "must have its input's shape, or a shape the input was broadcast "
-            "to in the forward pass."
+            f"{type(operation).__name__}.grad returned a gradient of shape "
+            f"{array.shape} for input {_position(operation, argument)}, which has "
+            f"shape {shape}. A gradient must have its input's shape, or a shape "
+            "the input was broadcast to in the forward pass."
         ) from None
+
+
+def _position(operation: Operation, argument: Variable) -> int:
+    return [a is argument for a in operation.args].index(True)
 
 
 # Imported last: autodiff.ops needs Operation from this module.

@@ -549,3 +549,73 @@ def test_a_variable_as_index_is_used_by_its_value() -> None:
 def test_a_leaf_made_from_a_variable_says_to_pass_its_value() -> None:
     with pytest.raises(TypeError, match=r"Parameter got a Parameter.*\.value"):
         Parameter(Parameter(1.0))
+
+
+# -- the cyclic garbage collector while a graph is recorded -------------------
+@pytest.fixture
+def collector_thresholds() -> Any:
+    """Run a test from the default schedule and put the program's back afterwards."""
+    import gc
+
+    import autodiff.core as core
+
+    saved = gc.get_threshold()
+    core._saved_threshold = None
+    gc.set_threshold(700, 10, 10)
+    yield gc
+    core._saved_threshold = None
+    gc.set_threshold(*saved)
+
+
+def test_recording_defers_full_collections_until_backprop(collector_thresholds: Any) -> None:
+    import autodiff.core as core
+
+    gc = collector_thresholds
+    x = Parameter(2.0)
+    y = x * x
+    assert gc.get_threshold() == (700, 10, core._DEFERRED_THRESHOLD)
+    y = y + 1
+    backprop(y)
+    assert gc.get_threshold() == (700, 10, 10)
+    y * 2  # the next graph defers them again
+    assert gc.get_threshold()[2] == core._DEFERRED_THRESHOLD
+
+
+def test_backprop_restores_the_schedule_when_it_fails(collector_thresholds: Any) -> None:
+    gc = collector_thresholds
+    y = Parameter([1.0, 2.0]) * 3
+    with pytest.raises(ValueError):
+        backprop(y)  # not a scalar
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_a_schedule_set_by_the_program_is_kept(collector_thresholds: Any) -> None:
+    gc = collector_thresholds
+    y = Parameter(1.0) * 3
+    gc.set_threshold(500, 5, 50)  # the program changes its mind meanwhile
+    backprop(y)
+    assert gc.get_threshold() == (500, 5, 50)
+
+
+def test_no_full_collection_while_a_large_graph_is_recorded(collector_thresholds: Any) -> None:
+    """Full collections would scan the growing graph again and again."""
+    gc = collector_thresholds
+    gc.collect()
+    before = gc.get_stats()[2]["collections"]
+    x = Parameter(1.0)
+    y = x
+    for _ in range(100_000):  # 200,000 operations, over a million tracked objects
+        y = y * 1.0001 + 0.001
+    during = gc.get_stats()[2]["collections"] - before
+    gradients = backprop(y, [x])
+    np.testing.assert_allclose(gradients[x], 1.0001**100_000)
+    assert during == 0
+    # Without the deferral, the same graph sets off several full collections.
+    del y, gradients
+    gc.collect()
+    before = gc.get_stats()[2]["collections"]
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0001 + 0.001
+        gc.set_threshold(700, 10, 10)  # undo the deferral at every step
+    assert gc.get_stats()[2]["collections"] - before > 0
