@@ -177,10 +177,13 @@ class Affine(Operation):
         def grad(
             gz: np.ndarray, needed: tuple[bool, ...] = (True, True, True)
         ) -> tuple[np.ndarray | None, ...]:
-            rows = gz.reshape(-1, gz.shape[-1])  # every leading axis is a row
             gx = gz @ w.T if needed[0] else None
-            gw = x.reshape(-1, x.shape[-1]).T @ rows if needed[1] else None
-            gb = rows.sum(axis=0) if needed[2] else None
+            if x.ndim != 2:  # every leading axis is a row: flatten them
+                x_rows, gz_rows = x.reshape(-1, x.shape[-1]), gz.reshape(-1, gz.shape[-1])
+            else:
+                x_rows, gz_rows = x, gz
+            gw = x_rows.T @ gz_rows if needed[1] else None
+            gb = gz_rows.sum(axis=0) if needed[2] else None
             return gx, gw, gb
         self.grad = grad
 

@@ -104,7 +104,7 @@ class SoftmaxCrossEntropy(Operation):
         sums = probabilities.sum(axis=1, keepdims=True)
         probabilities /= sums
         # J = mean of log(sum_j e^s_ij) - s_iy: two sums, no per-row temporaries.
-        z: np.ndarray = (np.log(sums).sum() - shifted[rows, labels].sum()) / n
+        z: np.ndarray = (np.log(sums, out=sums).sum() - shifted[rows, labels].sum()) / n
 
         def grad(gz: np.ndarray) -> tuple[np.ndarray]:
             scale = gz / n
