@@ -402,21 +402,21 @@ def _wrap_constants(operation: type, args: tuple[Any, ...]) -> tuple[Variable, .
         if isinstance(argument, Variable) and argument.value.dtype.kind in "fc":
             dtype = argument.value.dtype
             break
-    return tuple(
-        [a if isinstance(a, Variable) else _as_input(a, dtype, operation) for a in args]
-    )
-
-
-def _as_input(value: Any, dtype: np.dtype[Any] | None, operation: type) -> Input:
-    if type(value) is float or type(value) is int:
-        constant = Input.__new__(Input)  # a number needs no checks
-        constant.value = np.asarray(value, dtype=dtype)
-        constant.operation = None
-        return constant
-    try:
-        return Input(value)
-    except TypeError as error:
-        raise TypeError(f"{operation.__name__}: {error}") from None
+    inputs = []
+    for argument in args:
+        if isinstance(argument, Variable):
+            inputs.append(argument)
+        elif type(argument) is float or type(argument) is int:
+            constant = Input.__new__(Input)  # a Python number needs no checks
+            constant.value = np.asarray(argument, dtype=dtype)
+            constant.operation = None
+            inputs.append(constant)
+        else:
+            try:
+                inputs.append(Input(argument))
+            except TypeError as error:
+                raise TypeError(f"{operation.__name__}: {error}") from None
+    return tuple(inputs)
 
 
 def _broadcast_error(operation: type, inputs: tuple[Variable, ...]) -> ValueError:
