@@ -10,6 +10,7 @@ the whole graph, which is what :func:`backprop` does.
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -329,8 +330,10 @@ class Operation:
         operation = object.__new__(cls)  # cls(...) would call __new__ again
         operation.args = inputs
         operation.kwargs = kwargs
-        if _saved_threshold is None:  # the first operation of a graph
-            _defer_full_collections()  # see "the cyclic garbage collector" below
+        global _recorded
+        _recorded += 1
+        if _recorded == _LARGE_GRAPH:  # see "the cyclic garbage collector" below
+            _defer_full_collections()
         try:
             # apply computes the value from the inputs' arrays and sets
             # self.grad. (Most operations have one or two inputs and no
@@ -563,52 +566,65 @@ get_variables = topological_order
 # (reference counting). Objects in a reference cycle are never freed that
 # way, so a second mechanism, the cyclic garbage collector, looks for them
 # by scanning the objects that can hold references. It scans young objects
-# often and cheaply; and it scans *all* of them (a "full collection") each
-# time the number of long-lived objects has grown by a quarter. A graph that
-# is being recorded is exactly such a growing set of long-lived objects, about
-# seven per operation, so full collections scan it again and again: building
-# a chain of a million operations spends most of its time in those scans.
+# often and cheaply; and it scans *all* of them (a "full collection") when
+# the number of long-lived objects has grown by a quarter since the last one.
+# A large graph being recorded is exactly such a growing set of long-lived
+# objects, about six per operation, so full collections scan it again and
+# again: a chain of a million operations spends about half of its forward
+# pass in those scans.
 #
 # They find nothing, because the graph has no cycles: a variable refers to
 # the operation that made it, an operation to its inputs and its grad
 # closure, and nothing refers forward. Reference counting frees a graph as
 # soon as the last reference to its output goes. So autodiff does two things:
 #
-# - While a graph is recorded, full collections wait. The first operation of
-#   a graph raises the collector's third threshold (how many
-#   second-generation collections come before a full one) to
+# - Once a graph has grown past _LARGE_GRAPH operations, full collections
+#   wait: the collector's third threshold (how many second-generation
+#   collections must come before a full one is even considered) is raised to
 #   _DEFERRED_THRESHOLD, and backprop puts back the previous value when it
-#   returns. Young collections go on, so short-lived cycles of the program
-#   are still freed, and a program that records graphs without ever calling
-#   backprop still gets a full collection every 70 million or so allocations.
+#   returns. Small graphs, such as a training step's, never touch the
+#   schedule. Young collections go on, so short-lived cycles of the program
+#   are still freed. A program that records large graphs and never calls
+#   backprop gets at most one full collection per ~77 million tracked
+#   objects allocated (700 * 11 * 10,001 with the default thresholds).
 # - During its own walks of the graph (topological_order, backprop), which
 #   allocate many short-lived objects, the collector is paused altogether.
 
+_LARGE_GRAPH = 10_000
 _DEFERRED_THRESHOLD = 10_000
 
-#: The collector's third threshold before the current graph started; None
-#: when no graph is being recorded.
+#: Operations recorded since the last backprop (only compared with _LARGE_GRAPH).
+_recorded = 0
+
+#: The collector's third threshold before the deferral began; None when
+#: full collections are not deferred.
 _saved_threshold: int | None = None
+
+_threshold_lock = threading.Lock()  # threads may record and backprop at once
 
 
 def _defer_full_collections() -> None:
-    """Called by the first operation of a graph: full collections wait."""
+    """Called once a graph is large: full collections wait."""
     global _saved_threshold
-    first, second, third = gc.get_threshold()
-    _saved_threshold = third
-    if third < _DEFERRED_THRESHOLD:
+    with _threshold_lock:
+        first, second, third = gc.get_threshold()
+        if _saved_threshold is not None or third >= _DEFERRED_THRESHOLD:
+            return  # deferred already, or the program's own schedule is as lax
+        _saved_threshold = third
         gc.set_threshold(first, second, _DEFERRED_THRESHOLD)
 
 
 def _restore_full_collections() -> None:
     """Called when backprop returns: full collections resume their schedule."""
-    global _saved_threshold
+    global _saved_threshold, _recorded
+    _recorded = 0
     if _saved_threshold is None:
         return
-    first, second, third = gc.get_threshold()
-    if third == _DEFERRED_THRESHOLD:  # unless the program has set it meanwhile
-        gc.set_threshold(first, second, _saved_threshold)
-    _saved_threshold = None
+    with _threshold_lock:
+        saved, _saved_threshold = _saved_threshold, None
+        first, second, third = gc.get_threshold()
+        if saved is not None and third == _DEFERRED_THRESHOLD:
+            gc.set_threshold(first, second, saved)  # unless the program set its own
 
 
 class _CollectorPaused:

@@ -560,41 +560,87 @@ def collector_thresholds() -> Any:
     import autodiff.core as core
 
     saved = gc.get_threshold()
-    core._saved_threshold = None
+    core._restore_full_collections()
     gc.set_threshold(700, 10, 10)
     yield gc
-    core._saved_threshold = None
+    core._restore_full_collections()
     gc.set_threshold(*saved)
 
 
-def test_recording_defers_full_collections_until_backprop(collector_thresholds: Any) -> None:
+def chain(x: Variable, operations: int) -> Variable:
+    y = x
+    for _ in range(operations // 2):
+        y = y * 1.0001 + 0.001
+    return y
+
+
+def test_a_large_graph_defers_full_collections_until_backprop(collector_thresholds: Any) -> None:
     import autodiff.core as core
 
     gc = collector_thresholds
     x = Parameter(2.0)
-    y = x * x
+    y = chain(x, core._LARGE_GRAPH - 2)
+    assert gc.get_threshold() == (700, 10, 10)  # a small graph changes nothing
+    y = chain(y, 2)
     assert gc.get_threshold() == (700, 10, core._DEFERRED_THRESHOLD)
-    y = y + 1
     backprop(y)
     assert gc.get_threshold() == (700, 10, 10)
-    y * 2  # the next graph defers them again
-    assert gc.get_threshold()[2] == core._DEFERRED_THRESHOLD
+
+
+def test_small_graphs_between_backprops_never_defer(collector_thresholds: Any) -> None:
+    import autodiff.core as core
+
+    gc = collector_thresholds
+    x = Parameter(2.0)
+    for _ in range(3 * core._LARGE_GRAPH // 1000):  # training steps of 1,000 operations
+        backprop(chain(x, 1000), [x])
+        assert gc.get_threshold() == (700, 10, 10)
 
 
 def test_backprop_restores_the_schedule_when_it_fails(collector_thresholds: Any) -> None:
+    import autodiff.core as core
+
     gc = collector_thresholds
-    y = Parameter([1.0, 2.0]) * 3
+    y = chain(Parameter([1.0, 2.0]), core._LARGE_GRAPH)
+    assert gc.get_threshold()[2] == core._DEFERRED_THRESHOLD
     with pytest.raises(ValueError):
         backprop(y)  # not a scalar
     assert gc.get_threshold() == (700, 10, 10)
 
 
 def test_a_schedule_set_by_the_program_is_kept(collector_thresholds: Any) -> None:
+    import autodiff.core as core
+
     gc = collector_thresholds
-    y = Parameter(1.0) * 3
+    y = chain(Parameter(1.0), core._LARGE_GRAPH)
     gc.set_threshold(500, 5, 50)  # the program changes its mind meanwhile
     backprop(y)
     assert gc.get_threshold() == (500, 5, 50)
+
+
+def test_threads_recording_at_once_leave_the_schedule_as_it_was(collector_thresholds: Any) -> None:
+    import threading
+
+    import autodiff.core as core
+
+    gc = collector_thresholds
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(3):
+                x = Parameter(1.0)
+                backprop(chain(x, core._LARGE_GRAPH + 10), [x])
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert gc.get_threshold() == (700, 10, 10)
 
 
 def test_no_full_collection_while_a_large_graph_is_recorded(collector_thresholds: Any) -> None:
@@ -603,9 +649,7 @@ def test_no_full_collection_while_a_large_graph_is_recorded(collector_thresholds
     gc.collect()
     before = gc.get_stats()[2]["collections"]
     x = Parameter(1.0)
-    y = x
-    for _ in range(100_000):  # 200,000 operations, over a million tracked objects
-        y = y * 1.0001 + 0.001
+    y = chain(x, 200_000)  # about 1.3 million tracked objects
     during = gc.get_stats()[2]["collections"] - before
     gradients = backprop(y, [x])
     np.testing.assert_allclose(gradients[x], 1.0001**100_000)
