@@ -25,7 +25,9 @@ epoch:
 - seconds: the best epoch of each version, and the median of the ratios of
   the epochs that ran side by side;
 - minor page faults (``resource.getrusage().ru_minflt`` difference over the
-  epoch): how often the process took fresh memory pages from the OS;
+  epoch): how often the process took fresh memory pages from the OS (the
+  versions share the process's heap, so one may reuse pages the other
+  freed);
 - peak memory: the peak of NumPy's allocations during one epoch above what
   was allocated before it (``tracemalloc``, in an extra epoch that is not
   timed, since tracing slows allocation down).
@@ -198,8 +200,8 @@ def main() -> None:
     if torch_epoch is not None:
         import torch
 
-        if threads is not None:
-            torch.set_num_threads(threads)
+        # PyTorch uses its own thread pool: give it as many threads as BLAS has.
+        torch.set_num_threads(threads or os.cpu_count() or 1)
         epochs["PyTorch"] = torch_epoch
     result = measure(epochs, arguments.rounds)
     seconds, faults, peaks = result["seconds"], result["faults"], result["peaks"]
