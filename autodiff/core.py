@@ -710,7 +710,7 @@ def backprop(
         dtype = loss.value.dtype if loss.value.dtype.kind in "fc" else np.dtype(np.float64)
         order = topological_order(loss)
         with _CollectorPaused():  # see "the cyclic garbage collector" above
-            gradients = _backward(order, np.ones((), dtype=dtype), requested)
+            gradients = _backward(order, np.array(1, dtype=dtype), requested)
     finally:
         _restore_full_collections()  # the graph is complete
     if requested is None:
