@@ -683,7 +683,7 @@ def backprop(
     -----
     A graph of more than 10,000 operations is recorded with Python's full
     garbage collections deferred (the third threshold of
-    :func:`gc.set_threshold` raised), because they would rescan the growing
+    ``gc.set_threshold`` raised), because they would rescan the growing
     graph again and again and find nothing in it. ``backprop`` restores the
     previous threshold when it returns, whether it succeeds or fails.
 
