@@ -707,7 +707,9 @@ def backprop(
     """
     try:
         if not isinstance(loss, Variable):
-            raise TypeError(f"backprop expects a Variable, but got {type(loss).__name__}.")
+            raise TypeError(
+                f"backprop expects a Variable, but got {type(loss).__name__}."
+            )
         if loss.value.shape != ():
             raise ValueError(
                 f"backprop needs a scalar loss, but the loss has shape "
@@ -715,7 +717,10 @@ def backprop(
                 "loss.sum() or loss.mean()."
             )
         requested = None if variables is None else _check_requested(variables)
-        dtype = loss.value.dtype if loss.value.dtype.kind in "fc" else np.dtype(np.float64)
+        # The seed dJ/dJ = 1, in the loss's dtype if that is a float type.
+        dtype = loss.value.dtype
+        if dtype.kind not in "fc":
+            dtype = np.dtype(np.float64)
         order = topological_order(loss)
         with _CollectorPaused():  # see "the cyclic garbage collector" above
             gradients = _backward(order, np.array(1, dtype=dtype), requested)
@@ -758,7 +763,8 @@ def _backward(
             gz = gradients.pop(variable)  # passed on now, so no longer needed
         inputs = operation.args
         if needed is not None and operation.grad_takes_needed:
-            input_gradients = operation.grad(gz, tuple([a in needed for a in inputs]))  # type: ignore[call-arg]
+            flags = tuple([a in needed for a in inputs])
+            input_gradients = operation.grad(gz, flags)  # type: ignore[call-arg]
         else:
             input_gradients = operation.grad(gz)
         if type(input_gradients) is not tuple or len(input_gradients) != len(inputs):
@@ -768,10 +774,13 @@ def _backward(
                 continue
             # Check the gradient, and sum it back to the input's shape if
             # the input was broadcast.
-            if type(gradient) is not np.ndarray or gradient.shape != argument.value.shape:
+            shape = argument.value.shape
+            if type(gradient) is not np.ndarray or gradient.shape != shape:
                 gradient = _fit_gradient(operation, argument, gradient)
             previous = gradients.get(argument)
-            gradients[argument] = gradient if previous is None else previous + gradient
+            if previous is not None:
+                gradient = previous + gradient
+            gradients[argument] = gradient
     return gradients
 
 

@@ -166,7 +166,10 @@ class Affine(Operation):
     grad: Callable[..., tuple[np.ndarray | None, ...]]
 
     def apply(self, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-        if w.ndim != 2 or b.shape != w.shape[1:] or x.ndim == 0 or x.shape[-1] != w.shape[0]:
+        if (
+            w.ndim != 2 or b.shape != w.shape[1:]
+            or x.ndim == 0 or x.shape[-1] != w.shape[0]
+        ):
             raise ValueError(
                 f"Affine: expected x of shape (..., in), w of shape (in, out) and b of "
                 f"shape (out,), but got {x.shape}, {w.shape} and {b.shape}."
@@ -178,10 +181,10 @@ class Affine(Operation):
             gz: np.ndarray, needed: tuple[bool, ...] = (True, True, True)
         ) -> tuple[np.ndarray | None, ...]:
             gx = gz @ w.T if needed[0] else None
+            x_rows, gz_rows = x, gz
             if x.ndim != 2:  # every leading axis is a row: flatten them
-                x_rows, gz_rows = x.reshape(-1, x.shape[-1]), gz.reshape(-1, gz.shape[-1])
-            else:
-                x_rows, gz_rows = x, gz
+                x_rows = x.reshape(-1, x.shape[-1])
+                gz_rows = gz.reshape(-1, gz.shape[-1])
             gw = x_rows.T @ gz_rows if needed[1] else None
             gb = gz_rows.sum(axis=0) if needed[2] else None
             return gx, gw, gb
