@@ -246,13 +246,15 @@ class Linear(Module):
         dtype: DTypeLike = np.float32,
     ) -> None:
         for name, size in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+            is_int = isinstance(size, (int, np.integer)) and not isinstance(size, bool)
+            if not is_int or size < 1:
                 raise ValueError(
                     f"Linear: {name} must be a positive int, but got {size!r}."
                 )
         if init not in INITS:
             raise ValueError(
-                f"Linear: unknown init={init!r}; use one of {', '.join(map(repr, INITS))}."
+                f"Linear: unknown init={init!r}; "
+                f"use one of {', '.join(map(repr, INITS))}."
             )
         if np.dtype(dtype).kind != "f":
             raise TypeError(
