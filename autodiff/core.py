@@ -10,6 +10,7 @@ the whole graph, which is what :func:`backprop` does.
 from __future__ import annotations
 
 import gc
+import operator
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -38,6 +39,9 @@ DTypeLike = npt.DTypeLike
 
 # dtype kinds a Variable may hold: bool, signed/unsigned int, float, complex.
 _NUMERIC_KINDS = frozenset("biufc")
+
+#: ``_value_of(v)`` is ``v.value``, as a C function, without a Python call.
+_value_of = operator.attrgetter("value")
 
 
 def _as_numeric_array(value: Any, what: str) -> np.ndarray:
@@ -336,14 +340,12 @@ class Operation:
             _defer_full_collections()
         try:
             # apply computes the value from the inputs' arrays and sets
-            # self.grad. (Most operations have one or two inputs and no
-            # settings; calling apply with those directly is faster.)
-            if kwargs or len(inputs) > 2:
-                value = operation.apply(*[v.value for v in inputs], **kwargs)
-            elif len(inputs) == 2:
+            # self.grad. (Most operations have two inputs and no settings;
+            # calling apply with their values directly is the fastest.)
+            if len(inputs) == 2 and not kwargs:
                 value = operation.apply(inputs[0].value, inputs[1].value)
             else:
-                value = operation.apply(inputs[0].value) if inputs else operation.apply()
+                value = operation.apply(*map(_value_of, inputs), **kwargs)
         except ValueError as error:
             if "could not be broadcast together" not in str(error):
                 raise
@@ -410,16 +412,23 @@ def _wrap_constants(operation: type, args: tuple[Any, ...]) -> tuple[Variable, .
         if isinstance(argument, Variable):
             inputs.append(argument)
         elif type(argument) is float or type(argument) is int:
-            constant = Input.__new__(Input)  # a Python number needs no checks
-            constant.value = np.asarray(argument, dtype=dtype)
-            constant.operation = None
-            inputs.append(constant)
+            inputs.append(_constant(np.asarray(argument, dtype=dtype)))
+        elif type(argument) is np.ndarray and argument.dtype.kind in _NUMERIC_KINDS:
+            inputs.append(_constant(argument))  # such as a batch of images
         else:
             try:
                 inputs.append(Input(argument))
             except TypeError as error:
                 raise TypeError(f"{operation.__name__}: {error}") from None
     return tuple(inputs)
+
+
+def _constant(array: np.ndarray) -> Input:
+    """An :class:`Input` leaf for a numeric array, without Input's checks."""
+    constant = Input.__new__(Input)
+    constant.value = array
+    constant.operation = None
+    return constant
 
 
 def _broadcast_error(operation: type, inputs: tuple[Variable, ...]) -> ValueError:
@@ -536,23 +545,28 @@ def topological_order(variable: Variable) -> list[Variable]:
             f"topological_order expects a Variable, but got "
             f"{type(variable).__name__} {_short(variable)}."
         )
+    with _CollectorPaused():
+        return _depth_first_order(variable)
+
+
+def _depth_first_order(variable: Variable) -> list[Variable]:
+    """The walk of :func:`topological_order`, without its check and pause."""
     order: list[Variable] = []
     seen = {variable}
     # Each stack entry is a variable and an iterator over the inputs that
     # are still to be visited: the loop of the recursive version, paused.
     stack = [(variable, iter(variable.operation.args if variable.operation else ()))]
-    with _CollectorPaused():
-        while stack:
-            node, inputs = stack[-1]
-            for parent in inputs:
-                if parent not in seen:
-                    seen.add(parent)
-                    operation = parent.operation
-                    stack.append((parent, iter(operation.args if operation else ())))
-                    break
-            else:
-                stack.pop()
-                order.append(node)
+    while stack:
+        node, inputs = stack[-1]
+        for parent in inputs:
+            if parent not in seen:
+                seen.add(parent)
+                operation = parent.operation
+                stack.append((parent, iter(operation.args if operation else ())))
+                break
+        else:
+            stack.pop()
+            order.append(node)
     return order
 
 
@@ -721,18 +735,20 @@ def backprop(
         dtype = loss.value.dtype
         if dtype.kind not in "fc":
             dtype = np.dtype(np.float64)
-        order = topological_order(loss)
         with _CollectorPaused():  # see "the cyclic garbage collector" above
+            order = _depth_first_order(loss)  # topological_order, checked already
             gradients = _backward(order, np.array(1, dtype=dtype), requested)
     finally:
         _restore_full_collections()  # the graph is complete
     if requested is None:
         return gradients
-    # A requested variable that the loss does not depend on has gradient zero.
-    return {
-        v: gradients[v] if v in gradients else np.zeros_like(v.value, dtype=dtype)
-        for v in requested
-    }
+    result = {}
+    for v in requested:
+        gradient = gradients.get(v)
+        if gradient is None:  # the loss does not depend on v: gradient zero
+            gradient = np.zeros_like(v.value, dtype=dtype)
+        result[v] = gradient
+    return result
 
 
 def _backward(
@@ -763,7 +779,7 @@ def _backward(
             gz = gradients.pop(variable)  # passed on now, so no longer needed
         inputs = operation.args
         if needed is not None and operation.grad_takes_needed:
-            flags = tuple([a in needed for a in inputs])
+            flags = tuple(map(needed.__contains__, inputs))  # a in needed, for each
             input_gradients = operation.grad(gz, flags)  # type: ignore[call-arg]
         else:
             input_gradients = operation.grad(gz)
