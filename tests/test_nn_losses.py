@@ -87,6 +87,23 @@ def test_bad_labels_are_explained(labels, error, message):
         cross_entropy(Parameter(np.zeros((2, 3))), labels)
 
 
+@pytest.mark.parametrize("dtype", ["i1", "u1", "<i2", ">i2", "<i4", ">i4", "<i8", ">i8", ">u8"])
+def test_labels_of_every_integer_type_and_byte_order(dtype):
+    # The range check reads the labels as unsigned integers of the same size
+    # and byte order; this pins that down for each kind of integer.
+    logits = Parameter(np.zeros((3, 4)))
+    good = np.array([0, 3, 2], dtype=dtype)
+    np.testing.assert_allclose(cross_entropy(logits, good).value, np.log(4))
+    assert accuracy(logits, good) == 1 / 3
+    with pytest.raises(ValueError, match=r"0\.\.3 .* from 0 to 4"):
+        cross_entropy(logits, np.array([0, 4, 2], dtype=dtype))
+    if np.dtype(dtype).kind == "i":
+        with pytest.raises(ValueError, match=r"0\.\.3 .* from -1 to 2"):
+            cross_entropy(logits, np.array([0, -1, 2], dtype=dtype))
+        with pytest.raises(ValueError, match=r"from -1 to 2"):
+            accuracy(logits, np.array([0, -1, 2], dtype=dtype))
+
+
 def test_logits_must_have_two_axes():
     with pytest.raises(ValueError, match="two axes"):
         cross_entropy(Parameter(np.zeros(3)), np.array([0]))

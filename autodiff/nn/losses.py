@@ -21,7 +21,7 @@ __all__ = ["SoftmaxCrossEntropy", "cross_entropy", "mse", "accuracy"]
 
 
 def _check_labels(labels: Any, logits_shape: tuple[int, ...], where: str) -> np.ndarray:
-    array: np.ndarray = np.asarray(labels)
+    array: np.ndarray = labels if type(labels) is np.ndarray else np.asarray(labels)
     if array.dtype.kind not in "iu":
         raise TypeError(
             f"{where}: labels must be integers (class indices), but got dtype "
@@ -33,7 +33,9 @@ def _check_labels(labels: Any, logits_shape: tuple[int, ...], where: str) -> np.
             f"shape (batch,), but got logits {logits_shape} and labels "
             f"{array.shape}. Reshape the logits to two axes, one row per example."
         )
-    if array.size and (array.min() < 0 or array.max() >= logits_shape[1]):
+    # One pass over the labels checks both ends: read as unsigned integers of
+    # the same size, negative labels are huge, so the maximum tells all.
+    if array.size and array.view(array.dtype.str.replace("i", "u")).max() >= logits_shape[1]:
         raise ValueError(
             f"{where}: labels must lie in 0..{logits_shape[1] - 1} (one per class "
             f"of the logits), but range from {array.min()} to {array.max()}."
