@@ -104,24 +104,31 @@ class Optimizer:
     def _gradients(self, gradients: Mapping[Variable, Any]) -> list[np.ndarray]:
         """The gradient of each parameter, in order, after checking it."""
         result = []
-        for index, parameter in enumerate(self.parameters):
+        for parameter in self.parameters:
             gradient = gradients.get(parameter)
-            if gradient is None:
-                raise KeyError(
-                    f"{type(self).__name__}.step: the gradients have no entry for "
-                    f"parameter {index} (shape {parameter.shape}). Compute them with "
-                    "backprop(loss, optimizer.parameters), which returns one "
-                    "gradient for every parameter (zero if the loss does not use it)."
-                )
-            gradient = np.asarray(gradient)
-            if gradient.shape != parameter.shape:
-                raise ValueError(
-                    f"{type(self).__name__}.step: the gradient of parameter {index} "
-                    f"has shape {gradient.shape}, but the parameter has shape "
-                    f"{parameter.shape}."
-                )
+            if type(gradient) is not np.ndarray or gradient.shape != parameter.value.shape:
+                gradient = self._checked(parameter, gradient)
             result.append(gradient)
         return result
+
+    def _checked(self, parameter: Parameter, gradient: Any) -> np.ndarray:
+        """A gradient that is missing, not an array or of the wrong shape."""
+        index = self.parameters.index(parameter)
+        if gradient is None:
+            raise KeyError(
+                f"{type(self).__name__}.step: the gradients have no entry for "
+                f"parameter {index} (shape {parameter.shape}). Compute them with "
+                "backprop(loss, optimizer.parameters), which returns one "
+                "gradient for every parameter (zero if the loss does not use it)."
+            )
+        array: np.ndarray = np.asarray(gradient)
+        if array.shape != parameter.shape:
+            raise ValueError(
+                f"{type(self).__name__}.step: the gradient of parameter {index} "
+                f"has shape {array.shape}, but the parameter has shape "
+                f"{parameter.shape}."
+            )
+        return array
 
     def step(self, gradients: Mapping[Variable, Any]) -> None:
         """Update every parameter in place from ``gradients``."""
