@@ -105,8 +105,10 @@ class SoftmaxCrossEntropy(Operation):
         probabilities = np.exp(shifted)
         sums = probabilities.sum(axis=1, keepdims=True)
         probabilities /= sums
-        # J = mean of log(sum_j e^s_ij) - s_iy: two sums, no per-row temporaries.
-        z: np.ndarray = (np.log(sums, out=sums).sum() - shifted[rows, labels].sum()) / n
+        # J = mean of log(sum_j e^s_ij) - s_iy, computed in place in sums.
+        losses = np.log(sums, out=sums)[:, 0]
+        losses -= shifted[rows, labels]
+        z: np.ndarray = losses.sum() / n
 
         def grad(gz: np.ndarray) -> tuple[np.ndarray]:
             scale = gz / n
