@@ -315,8 +315,10 @@ class Sigmoid(Operation):
     r"""Logistic sigmoid: :math:`z = 1 / (1 + e^{-x})`, elementwise.
 
     Its derivative is :math:`z (1 - z)`, so :math:`\bar x = \bar z \, z (1 - z)`.
-    The forward pass uses the identity
-    :math:`\sigma(x) = \tfrac12 (1 + \tanh(x / 2))`, which never overflows.
+    The forward pass computes :math:`e = e^{-|x|} \le 1`, which never
+    overflows, and then :math:`1 / (1 + e)` for :math:`x \ge 0` and
+    :math:`e / (1 + e)` for :math:`x < 0`: the same function, written so
+    that tiny outputs keep their full relative precision.
 
     Examples
     --------
@@ -327,7 +329,8 @@ class Sigmoid(Operation):
     """
 
     def apply(self, x):
-        z = 0.5 * (1 + np.tanh(0.5 * x))
+        e = np.exp(-np.abs(x))
+        z = np.where(x >= 0, 1, e) / (1 + e)
 
         def grad(gz):
             return gz * z * (1 - z),

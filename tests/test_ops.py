@@ -108,6 +108,16 @@ def test_sigmoid_large_arguments_do_not_overflow() -> None:
     np.testing.assert_allclose(gradient, [0.0, 0.0, 0.25, 0.0, 0.0], atol=1e-20)
 
 
+@pytest.mark.parametrize("x", [-1.0, -30.0, -300.0, -700.0, -740.0])
+def test_sigmoid_keeps_relative_precision_for_very_negative_x(x: float) -> None:
+    # There exp(x) / (1 + exp(x)) is exact to rounding; 1/2 (1 + tanh(x/2)),
+    # an identity that also never overflows, is off by 100 % beyond x = -37.
+    z = Sigmoid(Parameter(x)).value
+    reference = np.exp(x) / (1 + np.exp(x))
+    np.testing.assert_allclose(z, reference, rtol=1e-15)
+    assert z > 0
+
+
 def test_sigmoid_float32_stays_float32() -> None:
     x = Parameter(np.array([-100.0, 0.0, 100.0], dtype=np.float32))
     with warnings.catch_warnings():
