@@ -34,8 +34,10 @@ def _check_labels(labels: Any, logits_shape: tuple[int, ...], where: str) -> np.
             f"{array.shape}. Reshape the logits to two axes, one row per example."
         )
     # One pass over the labels checks both ends: read as unsigned integers of
-    # the same size, negative labels are huge, so the maximum tells all.
-    if array.size and array.view(array.dtype.str.replace("i", "u")).max() >= logits_shape[1]:
+    # the same size and byte order, negative labels are huge, so the maximum
+    # tells all.
+    unsigned = array.view(array.dtype.str.replace("i", "u"))
+    if array.size and unsigned.max() >= logits_shape[1]:
         raise ValueError(
             f"{where}: labels must lie in 0..{logits_shape[1] - 1} (one per class "
             f"of the logits), but range from {array.min()} to {array.max()}."
