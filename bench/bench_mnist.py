@@ -118,7 +118,9 @@ def engine_calls_step(W1, b1, W2, b2, buffers, images, labels, learning_rate):  
     probabilities = np.exp(shifted)
     sums = probabilities.sum(axis=1, keepdims=True)
     probabilities /= sums
-    loss = (np.log(sums, out=sums).sum() - shifted[rows, labels].sum()) / n
+    losses = np.log(sums, out=sums)[:, 0]
+    losses -= shifted[rows, labels]
+    loss = losses.sum() / n
     scale = np.array(1, dtype=loss.dtype) / n             # its grad
     g_logits = probabilities * scale
     g_logits[rows, labels] -= scale
