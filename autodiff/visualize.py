@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autodiff.core import Input, Operation, Parameter, Variable, _format_array, topological_order
+from autodiff._format import format_array
+from autodiff.core import Input, Operation, Parameter, Variable, topological_order
 
 if TYPE_CHECKING:
     import graphviz
@@ -86,13 +87,13 @@ def visualize(
     graph.attr("edge", fontname="Helvetica", fontsize="10", color="#555555")
 
     for number, node in enumerate(topological_order(variable)):
-        label = _format_array(node.value, digits=4)
+        label = format_array(node.value, digits=4)
         if node in names:
             label = f"{names[node]} = {label}"
         if show_order:
             label = f"#{number}  {label}"
         if gradients is not None and node in gradients:
-            label += f"\ngrad {_format_array(np.asarray(gradients[node]), digits=4)}"
+            label += f"\ngrad {format_array(np.asarray(gradients[node]), digits=4)}"
         if isinstance(node, Parameter):
             style = {"style": "filled,rounded", "fillcolor": "#dbe9f6"}
         elif isinstance(node, Input):
