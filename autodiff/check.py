@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from autodiff.core import Operation, Variable, _fit_gradient, _raise_bad_count, backprop
+from autodiff.core import Parameter, Variable, backprop, no_grad
 
 __all__ = ["GradientCheckError", "numeric_gradient", "numeric_test", "check_gradients"]
 
@@ -110,6 +110,7 @@ def _compare(
     eps: float,
     rtol: float,
     atol: float,
+    numeric_label: str = "numeric (central differences)",
 ) -> None:
     """Raise GradientCheckError with a full explanation if the two differ."""
     close = np.isclose(analytic, numeric, rtol=rtol, atol=atol)
@@ -122,8 +123,8 @@ def _compare(
     a, n = float(analytic[worst]), float(numeric[worst])
     raise GradientCheckError(
         f"Gradient check failed for {what}, element {worst}:\n"
-        f"  analytic (from grad):            {a!r}\n"
-        f"  numeric (central differences):   {n!r}\n"
+        f"  {'analytic (from grad):':33}{a!r}\n"
+        f"  {numeric_label + ':':33}{n!r}\n"
         f"  difference {abs(a - n):.3g} exceeds atol + rtol * |numeric| = "
         f"{atol:g} + {rtol:g} * {abs(n):.3g}\n"
         f"  {int(np.size(close) - np.count_nonzero(close))} of {np.size(close)} "
@@ -139,15 +140,24 @@ def numeric_test(
     rtol: float = 1e-5,
     atol: float = 1e-8,
     seed: int = 0,
+    order: int = 1,
 ) -> None:
     r"""Check the ``grad`` of the operation that produced ``variable``.
 
-    The operation is run again on float64 copies of its inputs. A random
-    output gradient :math:`\bar z` is drawn, and the vector-Jacobian product
-    returned by ``grad`` is compared, for every element of every floating
-    point input, with the central difference of :math:`\sum \bar z \odot z`.
-    Integer and boolean inputs (labels, masks) are not differentiable and are
-    skipped.
+    The operation is run again on float64 copies of its floating-point
+    inputs. A random output gradient :math:`\bar z` is drawn, and the
+    vector-Jacobian product returned by ``grad`` is compared, for every
+    element of every floating-point input, with the central difference of
+    :math:`\sum \bar z \odot z`. Other inputs (integer labels, boolean masks,
+    complex values) are passed unchanged and not checked.
+
+    With ``order=2`` the check goes one level deeper, for gradients of
+    gradients: with random :math:`r_i`, one per input, the second-order
+    gradient of :math:`\sum_i \langle r_i, \bar x_i \rangle` that
+    ``backprop(..., create_graph=True)`` computes is compared with central
+    differences of the first-order gradients :math:`\bar x_i`. (The
+    first-order gradients recorded for that are checked against ``grad``'s
+    arrays too.)
 
     Parameters
     ----------
@@ -158,7 +168,9 @@ def numeric_test(
     rtol, atol
         Tolerances, as in :func:`numpy.isclose`.
     seed
-        Seed of the random output gradient.
+        Seed of the random output gradient (and of the :math:`r_i`).
+    order
+        1 for the gradient, 2 for the gradient of the gradient.
 
     Raises
     ------
@@ -173,6 +185,7 @@ def numeric_test(
     --------
     >>> from autodiff import Parameter
     >>> numeric_test(Parameter([1.0, -2.0]) * Parameter(3.0))
+    >>> numeric_test(Parameter([1.0, -2.0]) * Parameter(3.0), order=2)
     """
     if not isinstance(variable, Variable) or variable.operation is None:
         raise TypeError(
@@ -180,43 +193,88 @@ def numeric_test(
             f"got {variable!r}, which has no operation. Pass the result of an "
             "operation, for example numeric_test(x * y)."
         )
+    if order not in (1, 2):
+        raise ValueError(f"numeric_test: order must be 1 or 2, got {order!r}.")
     operation = variable.operation
-    cls = type(operation)
-    values = [np.array(arg.value, dtype=np.float64) for arg in operation.args]
-    checked = [arg.value.dtype.kind == "f" for arg in operation.args]
-    gout = np.random.default_rng(seed).normal(size=variable.shape)
+    cls, kwargs = type(operation), operation.kwargs
+    # float64 copies of the inputs to check; the others exactly as they were.
+    values = [
+        np.array(x.value, dtype=np.float64) if x.dtype.kind == "f" else x.value
+        for x in operation.args
+    ]
+    checked = [position for position, x in enumerate(operation.args) if x.dtype.kind == "f"]
+    rng = np.random.default_rng(seed)
+    gout = rng.normal(size=variable.shape)
 
-    def run(*inputs: np.ndarray) -> tuple[np.ndarray, Operation]:
-        # A fresh instance, so that the variable's own grad stays untouched.
-        scratch = object.__new__(cls)
-        scratch.args = operation.args
-        scratch.kwargs = operation.kwargs
-        return np.asarray(scratch.apply(*inputs, **operation.kwargs)), scratch
+    def first_order(inputs: list[np.ndarray]) -> dict[int, np.ndarray]:
+        """The gradients that ``grad`` gives at ``inputs``, by position."""
+        leaves: list[Any] = [Parameter(v) if p in checked else v for p, v in enumerate(inputs)]
+        z = cls(*leaves, **kwargs)
+        gradients = backprop(z, [leaves[p] for p in checked], output_gradient=gout)
+        return {p: gradients[leaves[p]] for p in checked}
 
-    _, scratch = run(*values)
-    gradients = scratch.grad(gout)
-    if type(gradients) is not tuple or len(gradients) != len(values):
-        _raise_bad_count(scratch, gradients)
+    if order == 1:
+        analytic = first_order(values)
 
-    for position, (arg, gradient) in enumerate(zip(operation.args, gradients)):
-        if not checked[position]:
-            continue
-        analytic = _fit_gradient(scratch, arg, gradient)
+        def objective(inputs: list[np.ndarray]) -> float:
+            with no_grad():
+                return float(np.sum(gout * cls(*inputs, **kwargs).value))
+    else:
+        directions = {position: rng.normal(size=values[position].shape) for position in checked}
+        analytic, recorded = _second_order(cls, kwargs, values, gout, directions)
+        expected = first_order(values)
+        for position in checked:
+            _compare(
+                np.asarray(recorded[position], dtype=np.float64),
+                np.asarray(expected[position], dtype=np.float64),
+                what=f"{cls.__name__}, input {position}: the gradient recorded with "
+                "create_graph=True against grad's array",
+                eps=eps, rtol=rtol, atol=atol, numeric_label="grad's array",
+            )
 
-        def objective(x: np.ndarray, position: int = position) -> float:
+        def objective(inputs: list[np.ndarray]) -> float:
+            gradients = first_order(inputs)
+            return float(sum(np.sum(r * gradients[p]) for p, r in directions.items()))
+
+    for position in checked:
+        def at(x: np.ndarray, position: int = position) -> float:
             inputs = list(values)
             inputs[position] = x
-            return float(np.sum(gout * run(*inputs)[0]))
+            return objective(inputs)
 
-        numeric = numeric_gradient(objective, values[position].copy(), eps=eps)
+        numeric = numeric_gradient(at, values[position].copy(), eps=eps)
+        what = f"{cls.__name__}, input {position} of shape {operation.args[position].shape}"
+        if order == 2:
+            what += ", second order"
         _compare(
-            np.asarray(analytic, dtype=np.float64),
+            np.asarray(analytic[position], dtype=np.float64),
             numeric,
-            what=f"{cls.__name__}, input {position} of shape {arg.value.shape}",
+            what=what,
             eps=eps,
             rtol=rtol,
             atol=atol,
         )
+
+
+def _second_order(
+    cls: type,
+    kwargs: dict[str, Any],
+    values: list[np.ndarray],
+    gout: np.ndarray,
+    directions: dict[int, np.ndarray],
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """The gradient of sum_i <r_i, grad_i> by create_graph, and the grad_i it recorded."""
+    inputs: list[Any] = [Parameter(v) if p in directions else v for p, v in enumerate(values)]
+    leaves = [inputs[p] for p in directions]
+    z = cls(*inputs, **kwargs)
+    first = backprop((z * gout).sum(), leaves, create_graph=True)
+    total: Any = sum((first[inputs[p]] * r).sum() for p, r in directions.items())
+    second: dict[Variable, Any] = backprop(total, leaves) if isinstance(total, Variable) else {}
+    zeros = {p: np.zeros_like(values[p]) for p in directions}
+    return (
+        {p: second.get(inputs[p], zeros[p]) for p in directions},
+        {p: first[inputs[p]].value for p in directions},
+    )
 
 
 def check_gradients(
@@ -226,6 +284,8 @@ def check_gradients(
     eps: float = 1e-6,
     rtol: float = 1e-5,
     atol: float = 1e-8,
+    order: int = 1,
+    seed: int = 0,
 ) -> None:
     r"""Check :func:`~autodiff.core.backprop` through a whole graph, end to end.
 
@@ -235,6 +295,13 @@ def check_gradients(
     parameters hold float64 copies of their values; afterwards each gets its
     original array back.
 
+    With ``order=2``, a Hessian-vector product is checked instead: for a
+    random direction :math:`r`, the gradient of
+    :math:`\langle r, \nabla J \rangle` computed by
+    ``backprop(..., create_graph=True)`` and ``backprop`` again is compared
+    with central differences of :math:`\langle r, \nabla J \rangle`, whose
+    gradient :math:`\nabla J` comes from a first-order ``backprop``.
+
     Parameters
     ----------
     function
@@ -243,6 +310,10 @@ def check_gradients(
         The variables (usually :class:`~autodiff.core.Parameter`) to check.
     eps, rtol, atol
         As in :func:`numeric_test`.
+    order
+        1 for the gradient, 2 for Hessian-vector products.
+    seed
+        Seeds the random direction of ``order=2``.
 
     Raises
     ------
@@ -251,27 +322,47 @@ def check_gradients(
 
     Examples
     --------
-    >>> from autodiff import Parameter, ReLU
+    >>> from autodiff import Parameter, Tanh
     >>> w = Parameter([[0.5, -1.0], [2.0, 0.3]])
     >>> x = np.array([1.0, 2.0])
-    >>> check_gradients(lambda: ReLU(x @ w).sum() * 3, [w])
+    >>> check_gradients(lambda: Tanh(x @ w).sum() * 3, [w])
+    >>> check_gradients(lambda: Tanh(x @ w).sum() * 3, [w], order=2)
     """
+    if order not in (1, 2):
+        raise ValueError(f"check_gradients: order must be 1 or 2, got {order!r}.")
     parameters = list(parameters)
     originals = [p.value for p in parameters]
     try:
         for p in parameters:
             p.value = np.array(p.value, dtype=np.float64)
-        gradients = backprop(function(), parameters)
-        for number, p in enumerate(parameters):
-            def objective(x: np.ndarray) -> float:
-                return float(function().value)
+        if order == 1:
+            analytic = backprop(function(), parameters)
 
-            numeric = numeric_gradient(objective, p.value, eps=eps)
+            def objective() -> float:
+                return float(function().value)
+        else:
+            rng = np.random.default_rng(seed)
+            directions = [rng.normal(size=p.shape) for p in parameters]
+            gradients = backprop(function(), parameters, create_graph=True)
+            total = sum((gradients[p] * r).sum() for p, r in zip(parameters, directions))
+            analytic = backprop(total, parameters)
+
+            def objective() -> float:
+                gradients = backprop(function(), parameters)
+                return float(sum(np.sum(gradients[p] * r) for p, r in zip(parameters, directions)))
+
+        for number, p in enumerate(parameters):
+            def at(x: np.ndarray, p: Variable = p) -> float:
+                p.value = x
+                return objective()
+
+            numeric = numeric_gradient(at, p.value.copy(), eps=eps)
+            p.value = np.array(originals[number], dtype=np.float64)
             _compare(
-                np.asarray(gradients[p], dtype=np.float64),
+                np.asarray(analytic[p], dtype=np.float64),
                 numeric,
                 what=f"parameter {number} ({type(p).__name__} of shape {p.shape}) "
-                "through the whole graph",
+                f"through the whole graph{', second order' if order == 2 else ''}",
                 eps=eps,
                 rtol=rtol,
                 atol=atol,

@@ -1,22 +1,30 @@
 """The heart of the engine: variables, operations and the backward pass.
 
-A computation is recorded while it runs. Every call of an
-:class:`Operation` computes its value with NumPy at once and returns a
-:class:`Variable` that remembers the operation that made it; the operation
-remembers its inputs. Following those links backwards from a result visits
-the whole graph, which is what :func:`backprop` does.
+A computation is recorded while it runs. Every call of an :class:`Operation`
+computes its value with NumPy at once and returns a :class:`Variable` that
+remembers the operation that made it; the operation remembers its inputs.
+Following those links backwards from a result visits the whole graph
+(:func:`topological_order`), and :func:`backprop` walks it in reverse to
+compute gradients.
+
+The module reads from top to bottom in the order the book explains it.
+The speed machinery (Python's garbage collector on large graphs, and one
+fast path) lives in :mod:`autodiff._speed`, which the engine calls at two
+named points: ``_speed.apply`` and ``_speed.paused``.
 """
 
 from __future__ import annotations
 
-import gc
-import operator
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from autodiff import _speed
+from autodiff._format import format_array, short_repr
 
 __all__ = [
     "ArrayLike",
@@ -25,10 +33,12 @@ __all__ = [
     "Parameter",
     "Input",
     "Operation",
-    "unbroadcast",
+    "ShapeError",
+    "no_grad",
+    "is_grad_enabled",
     "topological_order",
-    "get_variables",
     "backprop",
+    "unbroadcast",
 ]
 
 #: Anything NumPy can turn into an array: numbers, nested lists, arrays.
@@ -37,52 +47,11 @@ ArrayLike = npt.ArrayLike
 #: Anything NumPy accepts as a dtype: ``np.float32``, ``"float64"``, ...
 DTypeLike = npt.DTypeLike
 
-# dtype kinds a Variable may hold: bool, signed/unsigned int, float, complex.
-_NUMERIC_KINDS = frozenset("biufc")
-
-#: ``_value_of(v)`` is ``v.value``, as a C function, without a Python call.
-_value_of = operator.attrgetter("value")
+#: The dtype kinds a Variable may hold: bool, signed and unsigned int, float, complex.
+NUMERIC_KINDS = frozenset("biufc")
 
 
-def _as_numeric_array(value: Any, what: str) -> np.ndarray:
-    """Return ``value`` as an ndarray, refusing strings and Python objects."""
-    if isinstance(value, Variable):
-        raise TypeError(
-            f"{what} got a {type(value).__name__}, not a value. To start a new "
-            "leaf from its current value, pass its .value."
-        )
-    array = np.asarray(value)
-    if array.dtype.kind not in _NUMERIC_KINDS:
-        raise TypeError(
-            f"{what} must be numeric, but got an array of dtype "
-            f"{array.dtype} from {type(value).__name__} {_short(value)}. "
-            "Pass numbers or a numeric NumPy array (bool, int, float or complex)."
-        )
-    return array
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _format_array(array: np.ndarray, digits: int | None = None) -> str:
-    """Print small arrays in full, large ones as their shape and dtype.
-
-    With ``digits``, floats are rounded to that many significant digits.
-    """
-    if array.size >= 20:
-        return f"array(shape={array.shape}, dtype={array.dtype})"
-    if array.ndim == 0:
-        value = array.item()
-        if digits is None or not isinstance(value, float):
-            return str(value)
-        if value.is_integer() and abs(value) < 1e6:
-            return f"{value:.1f}"
-        return f"{value:.{digits}g}"
-    return np.array2string(
-        array, separator=", ", precision=digits, suppress_small=digits is not None
-    )
+# ----------------------------------------------------------------- variables
 
 
 class Variable:
@@ -91,8 +60,7 @@ class Variable:
     Parameters
     ----------
     value
-        The value. It is stored as a NumPy array (``np.asarray``); a
-        0-d array stands for a scalar.
+        The value, stored as a NumPy array; a 0-d array stands for a scalar.
     operation
         The :class:`Operation` whose result this is, or ``None`` for a
         leaf of the graph (see :class:`Parameter` and :class:`Input`).
@@ -117,10 +85,118 @@ class Variable:
     __array_ufunc__ = None
 
     def __init__(self, value: ArrayLike, operation: Operation | None = None) -> None:
-        self.value: np.ndarray = _as_numeric_array(value, type(self).__name__)
+        if type(value) is not np.ndarray or value.dtype.kind not in NUMERIC_KINDS:
+            value = _numeric(value, self, operation)
+        self.value: np.ndarray = value
         self.operation = operation
 
-    # -- NumPy-like attributes -------------------------------------------
+    # -- operators: ``a + b`` means ``Add(a, b)`` -------------------------
+    def __add__(self, other: Any) -> Variable:
+        return Add(self, other)
+
+    def __radd__(self, other: Any) -> Variable:
+        return Add(other, self)
+
+    def __sub__(self, other: Any) -> Variable:
+        return Sub(self, other)
+
+    def __rsub__(self, other: Any) -> Variable:
+        return Sub(other, self)
+
+    def __mul__(self, other: Any) -> Variable:
+        return Mul(self, other)
+
+    def __rmul__(self, other: Any) -> Variable:
+        return Mul(other, self)
+
+    def __truediv__(self, other: Any) -> Variable:
+        return Div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Variable:
+        return Div(other, self)
+
+    def __matmul__(self, other: Any) -> Variable:
+        return MatMul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Variable:
+        return MatMul(other, self)
+
+    def __pow__(self, other: Any) -> Variable:
+        return Pow(self, other)
+
+    def __rpow__(self, other: Any) -> Variable:
+        return Pow(other, self)
+
+    def __neg__(self) -> Variable:
+        return Neg(self)
+
+    def __pos__(self) -> Variable:
+        return self
+
+    def __abs__(self) -> Variable:
+        return Abs(self)
+
+    def __getitem__(self, index: Any) -> Variable:
+        if isinstance(index, Variable):  # indices are not differentiated
+            index = index.value
+        return GetItem(self, index=index)
+
+    # Comparisons give plain boolean arrays: a mask has no gradient. ``==``
+    # and ``!=`` keep their default meaning (the same object), because
+    # variables are dictionary keys.
+    def __lt__(self, other: Any) -> np.ndarray:
+        return np.asarray(self.value < _value(other))
+
+    def __le__(self, other: Any) -> np.ndarray:
+        return np.asarray(self.value <= _value(other))
+
+    def __gt__(self, other: Any) -> np.ndarray:
+        return np.asarray(self.value > _value(other))
+
+    def __ge__(self, other: Any) -> np.ndarray:
+        return np.asarray(self.value >= _value(other))
+
+    __hash__ = object.__hash__
+
+    # -- methods and attributes that NumPy arrays have too -----------------
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Variable:
+        """Sum over ``axis``; see :class:`~autodiff.ops.Sum`."""
+        return Sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Variable:
+        """Mean over ``axis``; see :class:`~autodiff.ops.Mean`."""
+        return Mean(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape: Any) -> Variable:
+        """The same values in another shape; see :class:`~autodiff.ops.Reshape`.
+
+        Accepts ``v.reshape(2, 3)`` as well as ``v.reshape((2, 3))``.
+        """
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return Reshape(self, shape=shape)
+
+    def transpose(self, *axes: Any) -> Variable:
+        """Permute the axes (reverse them by default); see :class:`~autodiff.ops.Transpose`.
+
+        Accepts ``v.transpose(1, 0)``, ``v.transpose((1, 0))`` and, like
+        NumPy, ``v.transpose(None)``.
+        """
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = () if axes[0] is None else tuple(axes[0])
+        return Transpose(self, axes=axes or None)
+
+    def swapaxes(self, first: int, second: int) -> Variable:
+        """Exchange two axes, like :meth:`numpy.ndarray.swapaxes`."""
+        axes = list(range(self.ndim))
+        axes[first], axes[second] = axes[second], axes[first]
+        return Transpose(self, axes=tuple(axes))
+
+    @property
+    def T(self) -> Variable:
+        """The transpose (all axes reversed)."""
+        return Transpose(self)
+
     @property
     def shape(self) -> tuple[int, ...]:
         """The shape of ``value``."""
@@ -128,7 +204,7 @@ class Variable:
 
     @property
     def ndim(self) -> int:
-        """The number of dimensions of ``value``."""
+        """The number of axes of ``value``."""
         return self.value.ndim
 
     @property
@@ -141,107 +217,63 @@ class Variable:
         """The number of elements of ``value``."""
         return self.value.size
 
-    def backprop(self) -> dict[Variable, np.ndarray]:
-        """Gradients of this (scalar) variable; see :func:`backprop`."""
-        return backprop(self)
-
-    # -- operators: ``a + b`` means ``Add(a, b)`` -------------------------
-    # The operations live in autodiff.ops, which imports this module; it is
-    # imported at the end of this file, so the names resolve at call time.
-    def __add__(self, other: Any) -> Variable:
-        return _operations.Add(self, other)
-
-    def __radd__(self, other: Any) -> Variable:
-        return _operations.Add(other, self)
-
-    def __sub__(self, other: Any) -> Variable:
-        return _operations.Sub(self, other)
-
-    def __rsub__(self, other: Any) -> Variable:
-        return _operations.Sub(other, self)
-
-    def __mul__(self, other: Any) -> Variable:
-        return _operations.Mul(self, other)
-
-    def __rmul__(self, other: Any) -> Variable:
-        return _operations.Mul(other, self)
-
-    def __truediv__(self, other: Any) -> Variable:
-        return _operations.Div(self, other)
-
-    def __rtruediv__(self, other: Any) -> Variable:
-        return _operations.Div(other, self)
-
-    def __matmul__(self, other: Any) -> Variable:
-        return _operations.MatMul(self, other)
-
-    def __rmatmul__(self, other: Any) -> Variable:
-        return _operations.MatMul(other, self)
-
-    def __pow__(self, other: Any) -> Variable:
-        return _operations.Pow(self, other)
-
-    def __rpow__(self, other: Any) -> Variable:
-        return _operations.Pow(other, self)
-
-    def __neg__(self) -> Variable:
-        return _operations.Neg(self)
-
-    def __pos__(self) -> Variable:
-        return self
-
-    def __getitem__(self, index: Any) -> Variable:
-        if isinstance(index, Variable):  # indices are not differentiated
-            index = index.value
-        return _operations.GetItem(self, index=index)
-
-    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Variable:
-        """Sum over ``axis``; see :class:`~autodiff.ops.Sum`."""
-        return _operations.Sum(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Variable:
-        """Mean over ``axis``; see :class:`~autodiff.ops.Mean`."""
-        return _operations.Mean(self, axis=axis, keepdims=keepdims)
-
-    def reshape(self, *shape: Any) -> Variable:
-        """A view with another shape; see :class:`~autodiff.ops.Reshape`.
-
-        Accepts ``v.reshape(2, 3)`` as well as ``v.reshape((2, 3))``.
-        """
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _operations.Reshape(self, shape=shape)
-
-    @property
-    def T(self) -> Variable:
-        """The transpose (all axes reversed); see :class:`~autodiff.ops.Transpose`."""
-        return _operations.Transpose(self)
-
     def __len__(self) -> int:
         return len(self.value)
 
+    def backprop(self) -> dict[Variable, np.ndarray]:
+        """The gradients of this (scalar) variable; see :func:`backprop`."""
+        return backprop(self)
+
     def __repr__(self) -> str:
-        text = _format_array(self.value)
+        text = format_array(self.value)
         if self.operation is not None:
             text += f", {self.operation!r}"
         return f"{type(self).__qualname__}({text})"
 
-    # Variables are graph nodes and dictionary keys: they compare by identity.
-    # ``a == b`` keeps object identity semantics, ``bool(v)`` is ambiguous.
     def __bool__(self) -> bool:
         raise TypeError(
             "The truth value of a Variable is ambiguous. "
             "Compare its .value instead, for example `if v.value > 0:`."
         )
 
-    __hash__ = object.__hash__
+
+def as_numeric_array(value: Any, what: str) -> np.ndarray:
+    """``np.asarray(value)``, refusing what is not a number; ``what`` names the caller."""
+    if isinstance(value, Variable):
+        raise TypeError(
+            f"{what} got a {type(value).__name__} where a value belongs. To start "
+            "a new leaf from its current value, pass its .value."
+        )
+    array = np.asarray(value)
+    if array.dtype.kind not in NUMERIC_KINDS:
+        raise TypeError(
+            f"{what} needs numbers, but got an array of dtype {array.dtype} from "
+            f"{type(value).__name__} {short_repr(value)}. Pass numbers or a "
+            "numeric NumPy array (bool, int, float or complex)."
+        )
+    return array
+
+
+def _numeric(value: Any, variable: Variable, operation: Operation | None) -> np.ndarray:
+    """The value of a new variable as a numeric array: a NumPy scalar (the result
+    of an operation on 0-d arrays) becomes a 0-d array; errors name the source."""
+    if not isinstance(value, Variable):
+        array = np.asarray(value)
+        if array.dtype.kind in NUMERIC_KINDS:
+            return array
+    what = type(variable).__name__ if operation is None else f"{type(operation).__name__}.apply"
+    return as_numeric_array(value, what)  # raises, with a message
+
+
+def _value(x: Any) -> Any:
+    return x.value if isinstance(x, Variable) else x
 
 
 class Parameter(Variable):
     """A learnable leaf of the graph: weights, biases, anything we optimise.
 
     The value is copied, so later updates do not change the caller's array,
-    and integers are converted to ``float64`` because a learnable value must
+    and integers are converted to ``float64``, because a learnable value must
     be able to take a step of any size.
 
     Examples
@@ -254,10 +286,10 @@ class Parameter(Variable):
     """
 
     def __init__(self, value: ArrayLike) -> None:
-        array = _as_numeric_array(value, "Parameter")
+        array = as_numeric_array(value, "Parameter")
         if array.dtype.kind in "biu":
             array = array.astype(np.float64)
-        super().__init__(np.array(array), operation=None)
+        super().__init__(np.array(array))
 
 
 class Input(Variable):
@@ -273,10 +305,22 @@ class Input(Variable):
     array([3., 6.])
     """
 
-    def __init__(self, value: ArrayLike) -> None:
-        super().__init__(value, operation=None)
+
+# ---------------------------------------------------------------- operations
 
 
+class ShapeError(ValueError):
+    """An operation cannot combine inputs of these shapes.
+
+    The message names the operation, the shapes it got and what it expected.
+
+    Examples
+    --------
+    >>> Parameter([1.0, 2.0]) + Parameter([1.0, 2.0, 3.0])
+    Traceback (most recent call last):
+    ...
+    autodiff.core.ShapeError: Add cannot combine inputs of shapes (2,) and (3,): ...
+    """
 
 
 class Operation:
@@ -284,16 +328,16 @@ class Operation:
 
     Calling an operation class runs it: ``Add(x, y)`` computes ``x + y`` at
     once and returns a :class:`Variable`, not an ``Add`` instance. The
-    variable's ``operation`` is the ``Add`` instance, which keeps
-    its inputs in ``args`` and its backward rule in ``grad``.
+    variable's ``operation`` is the ``Add`` instance, which keeps its inputs
+    in ``args`` and its backward rule in ``grad``.
 
     A subclass implements :meth:`apply`. It receives the inputs' values as
     NumPy arrays, returns the output value, and assigns ``self.grad``: a
     closure that takes the gradient of the output and returns one gradient
     per positional input (the vector-Jacobian product).
 
-    Positional arguments are differentiable. Numbers and arrays among them are
-    wrapped in :class:`Input`. Keyword arguments are settings, such as an
+    Positional arguments are differentiable. Numbers and arrays among them
+    are wrapped in :class:`Input`. Keyword arguments are settings, such as an
     axis, and are passed to :meth:`apply` unchanged; they must not be
     variables.
 
@@ -315,52 +359,30 @@ class Operation:
     args: tuple[Variable, ...]
     kwargs: dict[str, Any]
 
-    #: Set to True by operations whose ``grad(gz, needed)`` takes a second
-    #: argument: a tuple of booleans saying which inputs need a gradient, so
-    #: that costly ones (the matrix products of MatMul) can be skipped.
-    #: Gradients for inputs that are not needed may then be ``None``.
+    #: Operations whose ``grad(gz, needed)`` takes a second argument set this
+    #: to True. ``needed`` holds one boolean per input, True where a gradient
+    #: is wanted, so that costly gradients nobody asked for can be skipped;
+    #: ``grad`` may return ``None`` for those.
     grad_takes_needed: bool = False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Variable:  # type: ignore[misc]
         if kwargs:
             _check_settings(cls, kwargs)
-        # The positional arguments are the inputs: numbers and arrays become
-        # Input leaves, so that every input is a node of the graph.
-        inputs = args
-        for argument in args:
-            if not isinstance(argument, Variable):
-                inputs = _wrap_constants(cls, args)
-                break
         operation = object.__new__(cls)  # cls(...) would call __new__ again
-        operation.args = inputs
+        operation.args = _as_variables(cls, args)  # the inputs, the graph's edges
         operation.kwargs = kwargs
-        global _recorded
-        _recorded += 1
-        if _recorded == _LARGE_GRAPH:  # see "the cyclic garbage collector" below
-            _defer_full_collections()
         try:
-            # apply computes the value from the inputs' arrays and sets
-            # self.grad. (Most operations have two inputs and no settings;
-            # calling apply with their values directly is the fastest.)
-            if len(inputs) == 2 and not kwargs:
-                value = operation.apply(inputs[0].value, inputs[1].value)
-            else:
-                value = operation.apply(*map(_value_of, inputs), **kwargs)
+            # operation.apply(*[x.value for x in operation.args], **kwargs): it
+            # computes the value from the inputs' arrays and defines the
+            # backward rule, operation.grad.
+            value = _speed.apply(operation, operation.args, kwargs)
         except ValueError as error:
-            if "could not be broadcast together" not in str(error):
-                raise
-            raise _broadcast_error(cls, inputs) from error
-        # 0-d results come back as NumPy scalars such as np.float64: make
-        # every value an array, and refuse what is not a number.
-        array = value if type(value) is np.ndarray else np.asarray(value)
-        if array.dtype.kind not in _NUMERIC_KINDS:
-            raise _not_numeric_error(cls, value, array)
+            raise _explained(error, operation)
+        if not _grad_mode.enabled:  # inside `with no_grad():`
+            return Variable(value)
         # The caller gets a Variable, not the operation: since it is not an
         # instance of cls, Python does not call __init__ on it.
-        variable = Variable.__new__(Variable)
-        variable.value = array
-        variable.operation = operation
-        return variable
+        return Variable(value, operation)
 
     def apply(self, *args: Any, **kwargs: Any) -> Any:
         """Compute the output value and define ``self.grad``."""
@@ -370,7 +392,7 @@ class Operation:
             "assign the grad closure to self.grad."
         )
 
-    def grad(self, gz: np.ndarray) -> tuple[Any, ...]:
+    def grad(self, gz: Any) -> tuple[Any, ...]:
         """Return the gradients of the inputs, given the output's gradient.
 
         ``apply`` replaces this method with a closure, so this one only runs
@@ -398,118 +420,100 @@ def _check_settings(operation: type, settings: dict[str, Any]) -> None:
             )
 
 
-def _wrap_constants(operation: type, args: tuple[Any, ...]) -> tuple[Variable, ...]:
-    """Wrap the numbers and arrays among ``args`` in :class:`Input` leaves."""
+def _as_variables(operation: type, args: tuple[Any, ...]) -> tuple[Variable, ...]:
+    """The positional arguments as variables: numbers and arrays become Inputs."""
+    for x in args:
+        if not isinstance(x, Variable):
+            break
+    else:
+        return args  # the usual case: checked with a loop, which is faster than all()
     # A Python number takes the dtype of a floating-point input, so that
-    # ``x * 0.5`` keeps a float32 ``x`` in float32, as in NumPy.
+    # ``x * 0.5`` keeps a float32 ``x`` in float32, as NumPy does.
     dtype = None
-    for argument in args:
-        if isinstance(argument, Variable) and argument.value.dtype.kind in "fc":
-            dtype = argument.value.dtype
+    for x in args:
+        if isinstance(x, Variable) and x.value.dtype.kind in "fc":
+            dtype = x.value.dtype
             break
     inputs = []
-    for argument in args:
-        if isinstance(argument, Variable):
-            inputs.append(argument)
-        elif type(argument) is float or type(argument) is int:
-            inputs.append(_constant(np.asarray(argument, dtype=dtype)))
-        elif type(argument) is np.ndarray and argument.dtype.kind in _NUMERIC_KINDS:
-            inputs.append(_constant(argument))  # such as a batch of images
-        else:
+    for x in args:
+        if not isinstance(x, Variable):
+            if type(x) is float or type(x) is int:
+                x = np.asarray(x, dtype=dtype)
             try:
-                inputs.append(Input(argument))
+                x = Input(x)
             except TypeError as error:
                 raise TypeError(f"{operation.__name__}: {error}") from None
+        inputs.append(x)
     return tuple(inputs)
 
 
-def _constant(array: np.ndarray) -> Input:
-    """An :class:`Input` leaf for a numeric array, without Input's checks."""
-    constant = Input.__new__(Input)
-    constant.value = array
-    constant.operation = None
-    return constant
+def _explained(error: ValueError, operation: Operation) -> ValueError:
+    """``error``, or a clearer one when the inputs do not broadcast together."""
+    shapes = [x.shape for x in operation.args]
+    if isinstance(error, ShapeError) or len(shapes) < 2:
+        return error
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        explained = ShapeError(
+            f"{type(operation).__name__} cannot combine inputs of shapes "
+            f"{' and '.join(map(str, shapes))}: they do not broadcast. Shapes broadcast "
+            "when, compared from the last axis, each pair of lengths is equal or "
+            "one of them is 1. Reshape an input, or add an axis with x.reshape(...)."
+        )
+        explained.__cause__ = error
+        return explained
+    return error
 
 
-def _broadcast_error(operation: type, inputs: tuple[Variable, ...]) -> ValueError:
-    shapes = " and ".join(str(v.value.shape) for v in inputs)
-    return ValueError(
-        f"{operation.__name__} cannot combine inputs of shapes {shapes}: they "
-        "do not broadcast. Shapes broadcast when, compared from the "
-        "last axis, each pair of lengths is equal or one of them is 1. "
-        "Reshape an input, or add an axis with x.reshape(...)."
-    )
+class _GradMode(threading.local):
+    """Whether operations are recorded; each thread has its own setting."""
+
+    enabled = True
 
 
-def _not_numeric_error(operation: type, value: Any, array: np.ndarray) -> TypeError:
-    return TypeError(
-        f"{operation.__name__}.apply returned a value of dtype {array.dtype} "
-        f"({type(value).__name__}); an operation must return a numeric "
-        "NumPy array. Check that apply returns the computed array and "
-        "that its inputs are numeric."
-    )
+_grad_mode = _GradMode()
 
 
-def unbroadcast(gradient: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """Bring a gradient back to the shape of its input by undoing broadcasting.
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """Compute values without recording a graph.
 
-    When an input of shape ``shape`` was broadcast to a larger shape in the
-    forward pass, each of its elements was used several times. The gradient
-    of each use arrives separately, so the gradient of the input is their
-    sum: over the leading axes that broadcasting prepended, and over the axes
-    where ``shape`` has length 1. A gradient that is smaller than ``shape``
-    (a scalar for a vector, say) is broadcast up to it.
-
-    Parameters
-    ----------
-    gradient
-        The gradient with respect to the broadcast input.
-    shape
-        The shape of the input before broadcasting.
-
-    Returns
-    -------
-    numpy.ndarray
-        An array of exactly ``shape``.
-
-    Raises
-    ------
-    ValueError
-        If ``gradient`` cannot have come from broadcasting ``shape``.
+    Inside the block, an operation returns a :class:`Variable` with no
+    operation: no link to its inputs, and no ``grad`` closure keeping arrays
+    alive. Use it where no gradient will be taken, such as predictions and
+    evaluation; the memory of each batch is freed as soon as the batch is
+    done. The setting belongs to the thread that enters the block.
 
     Examples
     --------
-    >>> unbroadcast(np.ones((3, 2)), (2,))
-    array([3., 3.])
-    >>> unbroadcast(np.ones((3, 2)), (3, 1))
-    array([[2.],
-           [2.],
-           [2.]])
+    >>> w = Parameter([1.0, 2.0])
+    >>> with no_grad():
+    ...     y = (w * w).sum()
+    >>> y, y.operation
+    (Variable(5.0), None)
     """
-    array: np.ndarray = np.asarray(gradient)
-    if array.shape == shape:
-        return array
-    extra = array.ndim - len(shape)
-    if extra > 0:
-        # Axes that broadcasting put in front of the input's own axes.
-        array = np.asarray(array.sum(axis=tuple(range(extra))))
-    offset = len(shape) - array.ndim
-    stretched = tuple(
-        axis
-        for axis, length in enumerate(array.shape)
-        if length != 1 and shape[offset + axis] == 1
-    )
-    if stretched:
-        array = np.asarray(array.sum(axis=stretched, keepdims=True))
-    if array.shape != shape:
-        try:
-            array = np.broadcast_to(array, shape)
-        except ValueError:
-            raise ValueError(
-                f"a gradient of shape {array.shape} cannot belong to an "
-                f"input of shape {shape}"
-            ) from None
-    return array
+    previous = _grad_mode.enabled
+    _grad_mode.enabled = False
+    try:
+        yield
+    finally:
+        _grad_mode.enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    """False inside ``with no_grad():``, True otherwise.
+
+    Examples
+    --------
+    >>> with no_grad():
+    ...     print(is_grad_enabled())
+    False
+    """
+    return _grad_mode.enabled
+
+
+# ---------------------------------------------------------- the backward pass
 
 
 def topological_order(variable: Variable) -> list[Variable]:
@@ -521,7 +525,8 @@ def topological_order(variable: Variable) -> list[Variable]:
     however often it is used. The walk keeps its own stack instead of
     recursing, so a graph of a million nested operations is no problem, and
     a set makes the "seen already?" test constant time, so the whole walk is
-    linear in the size of the graph.
+    linear in the size of the graph. (The exercise calls this function
+    ``get_variables``.)
 
     Parameters
     ----------
@@ -543,28 +548,21 @@ def topological_order(variable: Variable) -> list[Variable]:
     if not isinstance(variable, Variable):
         raise TypeError(
             f"topological_order expects a Variable, but got "
-            f"{type(variable).__name__} {_short(variable)}."
+            f"{type(variable).__name__} {short_repr(variable)}."
         )
-    with _CollectorPaused():
-        return _depth_first_order(variable)
-
-
-def _depth_first_order(variable: Variable) -> list[Variable]:
-    """The walk of :func:`topological_order`, without its check and pause."""
-    order: list[Variable] = []
+    order = []
     seen = {variable}
-    # Each stack entry is a variable and an iterator over the inputs that
-    # are still to be visited: the loop of the recursive version, paused.
+    # Each stack entry is a variable and an iterator over the inputs that are
+    # still to be visited: the loop of the recursive version, paused.
     stack = [(variable, iter(variable.operation.args if variable.operation else ()))]
     while stack:
         node, inputs = stack[-1]
-        for parent in inputs:
-            if parent not in seen:
-                seen.add(parent)
-                operation = parent.operation
-                stack.append((parent, iter(operation.args if operation else ())))
+        for x in inputs:
+            if x not in seen:
+                seen.add(x)
+                stack.append((x, iter(x.operation.args if x.operation else ())))
                 break
-        else:
+        else:  # every input of node is in order: node can follow
             stack.pop()
             order.append(node)
     return order
@@ -574,90 +572,13 @@ def _depth_first_order(variable: Variable) -> list[Variable]:
 get_variables = topological_order
 
 
-# -- Python's cyclic garbage collector and the graph -----------------------
-#
-# CPython frees an object as soon as nothing refers to it any more
-# (reference counting). Objects in a reference cycle are never freed that
-# way, so a second mechanism, the cyclic garbage collector, looks for them
-# by scanning the objects that can hold references. It scans young objects
-# often and cheaply; and it scans *all* of them (a "full collection") when
-# the number of long-lived objects has grown by a quarter since the last one.
-# A large graph being recorded is exactly such a growing set of long-lived
-# objects, about six per operation, so full collections scan it again and
-# again: a chain of a million operations spends about half of its forward
-# pass in those scans.
-#
-# They find nothing, because the graph has no cycles: a variable refers to
-# the operation that made it, an operation to its inputs and its grad
-# closure, and nothing refers forward. Reference counting frees a graph as
-# soon as the last reference to its output goes. So autodiff does two things:
-#
-# - Once a graph has grown past _LARGE_GRAPH operations, full collections
-#   wait: the collector's third threshold (how many second-generation
-#   collections must come before a full one is even considered) is raised to
-#   _DEFERRED_THRESHOLD, and backprop puts back the previous value when it
-#   returns. Small graphs, such as a training step's, never touch the
-#   schedule. Young collections go on, so short-lived cycles of the program
-#   are still freed. A program that records large graphs and never calls
-#   backprop gets at most one full collection per ~77 million tracked
-#   objects allocated (700 * 11 * 10,001 with the default thresholds).
-# - During its own walks of the graph (topological_order, backprop), which
-#   allocate many short-lived objects, the collector is paused altogether.
-
-_LARGE_GRAPH = 10_000
-_DEFERRED_THRESHOLD = 10_000
-
-#: Operations recorded since the last backprop (only compared with _LARGE_GRAPH).
-_recorded = 0
-
-#: The collector's third threshold before the deferral began; None when
-#: full collections are not deferred.
-_saved_threshold: int | None = None
-
-_threshold_lock = threading.Lock()  # threads may record and backprop at once
-
-
-def _defer_full_collections() -> None:
-    """Called once a graph is large: full collections wait."""
-    global _saved_threshold
-    with _threshold_lock:
-        first, second, third = gc.get_threshold()
-        if _saved_threshold is not None or third >= _DEFERRED_THRESHOLD:
-            return  # deferred already, or the program's own schedule is as lax
-        _saved_threshold = third
-        gc.set_threshold(first, second, _DEFERRED_THRESHOLD)
-
-
-def _restore_full_collections() -> None:
-    """Called when backprop returns: full collections resume their schedule."""
-    global _saved_threshold, _recorded
-    _recorded = 0
-    if _saved_threshold is None:
-        return
-    with _threshold_lock:
-        saved, _saved_threshold = _saved_threshold, None
-        first, second, third = gc.get_threshold()
-        if saved is not None and third == _DEFERRED_THRESHOLD:
-            gc.set_threshold(first, second, saved)  # unless the program set its own
-
-
-class _CollectorPaused:
-    """``with _CollectorPaused():`` runs its block with the collector off."""
-
-    __slots__ = ("was_enabled",)
-
-    def __enter__(self) -> None:
-        self.was_enabled = gc.isenabled()
-        gc.disable()
-
-    def __exit__(self, *exception: object) -> None:
-        if self.was_enabled:
-            gc.enable()
-
-
 def backprop(
-    loss: Variable, variables: Iterable[Variable] | None = None
-) -> dict[Variable, np.ndarray]:
+    loss: Variable,
+    variables: Iterable[Variable] | None = None,
+    *,
+    create_graph: bool = False,
+    output_gradient: Any = None,
+) -> dict[Variable, Any]:
     r"""Reverse-mode differentiation: the gradient of ``loss`` for every variable.
 
     The variables are visited in reverse topological order, so a variable's
@@ -677,29 +598,30 @@ def backprop(
     Parameters
     ----------
     loss
-        A scalar variable (shape ``()``).
+        A scalar variable (shape ``()``), or any variable together with
+        ``output_gradient``.
     variables
         Optional. If given, only the gradients of these variables are
         returned, and every other gradient is dropped as soon as it has been
         passed on. That keeps peak memory close to that of the forward pass,
         and saves the work of gradients nobody asked for, such as those of
-        the constants.
+        the input data.
+    create_graph
+        If True, the gradients are :class:`Variable` objects, computed by
+        recorded operations, so that they can be differentiated again
+        (gradients of gradients). Each operation's ``apply`` then runs a
+        second time, on the input variables instead of their arrays, which
+        records the forward computation and the backward rule as a graph.
+    output_gradient
+        The gradient to start from, an array of ``loss``'s shape; by default
+        1. With it, ``backprop`` computes the vector-Jacobian product of a
+        non-scalar ``loss`` (PyTorch's ``backward(gradient)``).
 
     Returns
     -------
     dict
-        A new dictionary from each variable to its gradient, an array of the
-        variable's shape. It starts with ``loss`` and lists each variable when
-        its first gradient contribution arrives, from the loss back to the
-        leaves.
-
-    Notes
-    -----
-    A graph of more than 10,000 operations is recorded with Python's full
-    garbage collections deferred (the third threshold of
-    ``gc.set_threshold`` raised), because they would rescan the growing
-    graph again and again and find nothing in it. ``backprop`` restores the
-    previous threshold when it returns, whether it succeeds or fails.
+        A new dictionary from each variable to its gradient, an array (or,
+        with ``create_graph``, a Variable) of the variable's shape.
 
     Raises
     ------
@@ -718,89 +640,84 @@ def backprop(
     >>> gradients = backprop(J)
     >>> float(gradients[x]), float(gradients[gamma])
     (6.0, 7.0)
+
+    The derivative of :math:`x^3` is :math:`3x^2`, and its derivative :math:`6x`:
+
+    >>> x = Parameter(2.0)
+    >>> dx = backprop(x ** 3, [x], create_graph=True)[x]
+    >>> dx
+    Variable(12.0, <Mul>)
+    >>> float(backprop(dx, [x])[x])
+    12.0
     """
-    try:
-        if not isinstance(loss, Variable):
-            raise TypeError(
-                f"backprop expects a Variable, but got {type(loss).__name__}."
-            )
-        if loss.value.shape != ():
-            raise ValueError(
-                f"backprop needs a scalar loss, but the loss has shape "
-                f"{loss.value.shape}. Reduce it first, for example with "
-                "loss.sum() or loss.mean()."
-            )
-        requested = None if variables is None else _check_requested(variables)
-        # The seed dJ/dJ = 1, in the loss's dtype if that is a float type.
-        dtype = loss.value.dtype
-        if dtype.kind not in "fc":
-            dtype = np.dtype(np.float64)
-        with _CollectorPaused():  # see "the cyclic garbage collector" above
-            order = _depth_first_order(loss)  # topological_order, checked already
-            gradients = _backward(order, np.array(1, dtype=dtype), requested)
-    finally:
-        _restore_full_collections()  # the graph is complete
-    if requested is None:
-        return gradients
-    result = {}
-    for v in requested:
-        gradient = gradients.get(v)
-        if gradient is None:  # the loss does not depend on v: gradient zero
-            gradient = np.zeros_like(v.value, dtype=dtype)
-        result[v] = gradient
-    return result
-
-
-def _backward(
-    order: list[Variable], seed: np.ndarray, requested: list[Variable] | None
-) -> dict[Variable, np.ndarray]:
-    """The backward pass: ``order`` reversed, from the loss to the leaves."""
-    gradients = {order[-1]: seed}
-    wanted: set[Variable] = set()
-    needed: set[Variable] | None = None
-    if requested is not None:
-        # Only the variables that depend on a requested one carry its
-        # gradient; mark them in one pass from the leaves to the loss.
-        wanted, needed = set(requested), set()
-        for variable in order:
+    seed = _seed(loss, output_gradient, create_graph)
+    with _speed.paused():
+        order = topological_order(loss)
+        needed = kept = None  # None: every variable (unless variables= says otherwise)
+        if variables is not None:
+            variables = _check_variables(variables)
+            order = _depending_on(variables, order)
+            needed, kept = set(order), set(variables)
+        gradients: dict[Variable, Any] = {loss: seed}
+        for variable in reversed(order):
             operation = variable.operation
-            if variable in wanted or (
-                operation is not None and not needed.isdisjoint(operation.args)
-            ):
-                needed.add(variable)
-
-    for variable in reversed(order):
-        operation = variable.operation
-        if operation is None or (needed is not None and variable not in needed):
-            continue  # a leaf, or a variable no requested one depends on
-        if needed is None or variable in wanted:
-            gz = gradients[variable]
-        else:
-            gz = gradients.pop(variable)  # passed on now, so no longer needed
-        inputs = operation.args
-        if needed is not None and operation.grad_takes_needed:
-            flags = tuple(map(needed.__contains__, inputs))  # a in needed, for each
-            input_gradients = operation.grad(gz, flags)  # type: ignore[call-arg]
-        else:
-            input_gradients = operation.grad(gz)
-        if type(input_gradients) is not tuple or len(input_gradients) != len(inputs):
-            _raise_bad_count(operation, input_gradients)
-        for argument, gradient in zip(inputs, input_gradients):
-            if needed is not None and argument not in needed:
-                continue
-            # Check the gradient, and sum it back to the input's shape if
-            # the input was broadcast.
-            shape = argument.value.shape
-            if type(gradient) is not np.ndarray or gradient.shape != shape:
-                gradient = _fit_gradient(operation, argument, gradient)
-            previous = gradients.get(argument)
-            if previous is not None:
-                gradient = previous + gradient
-            gradients[argument] = gradient
-    return gradients
+            if operation is None:
+                continue  # a leaf: there is nothing to pass its gradient on to
+            # Every use of variable has added its share: its gradient is complete.
+            if kept is None or variable in kept:
+                gz = gradients[variable]
+            else:
+                gz = gradients.pop(variable)  # passed on below, and not asked for
+            if create_graph:
+                operation = _rerun_on_variables(operation)
+            inputs = operation.args
+            if operation.grad_takes_needed:  # then grad may skip what nobody needs
+                flags = [needed is None or x in needed for x in inputs]
+                input_gradients = operation.grad(gz, flags)  # type: ignore[call-arg]
+            else:
+                input_gradients = operation.grad(gz)
+            if type(input_gradients) is not tuple or len(input_gradients) != len(inputs):
+                raise _bad_count(operation, input_gradients)
+            for x, gx in zip(inputs, input_gradients):
+                if needed is None or x in needed:
+                    if type(gx) is not np.ndarray or gx.shape != x.value.shape:
+                        gx = _fit(operation, x, gx)  # undo broadcasting; check
+                    gradients[x] = gradients[x] + gx if x in gradients else gx
+    if variables is None:
+        return gradients
+    return {v: gradients[v] if v in gradients else _zero(v, seed) for v in variables}
 
 
-def _check_requested(variables: Iterable[Any]) -> list[Variable]:
+def _seed(loss: Variable, output_gradient: Any, create_graph: bool) -> Any:
+    """The gradient of the loss itself: dJ/dJ = 1, or ``output_gradient``."""
+    if not isinstance(loss, Variable):
+        raise TypeError(f"backprop expects a Variable, but got {type(loss).__name__}.")
+    dtype = loss.dtype if loss.dtype.kind in "fc" else np.dtype(np.float64)
+    if output_gradient is None:
+        if loss.shape != ():
+            raise ValueError(
+                f"backprop needs a scalar loss, but the loss has shape {loss.shape}. "
+                "Reduce it first, for example with loss.sum() or loss.mean(), or "
+                "pass output_gradient= for a vector-Jacobian product."
+            )
+        seed = np.ones((), dtype)
+    else:
+        seed = np.asarray(_value(output_gradient), dtype)
+        if seed.shape != loss.shape:
+            raise ShapeError(
+                f"backprop: output_gradient has shape {seed.shape}, but the output "
+                f"has shape {loss.shape}; they must be equal."
+            )
+    return Input(seed) if create_graph else seed
+
+
+def _zero(variable: Variable, seed: Any) -> Any:
+    """The gradient of a variable the loss does not depend on."""
+    zero = np.zeros(variable.shape, _value(seed).dtype)
+    return Input(zero) if isinstance(seed, Variable) else zero
+
+
+def _check_variables(variables: Iterable[Any]) -> list[Variable]:
     requested = list(variables)
     for item in requested:
         if not isinstance(item, Variable):
@@ -812,48 +729,170 @@ def _check_requested(variables: Iterable[Any]) -> list[Variable]:
     return requested
 
 
-def _raise_bad_count(operation: Operation, result: Any) -> None:
+def _depending_on(variables: list[Variable], order: list[Variable]) -> list[Variable]:
+    """The part of ``order`` that depends on one of ``variables``.
+
+    Only these variables carry a gradient that reaches one of ``variables``;
+    the others (the input data, constants) need no backward pass at all. One
+    pass from the leaves to the loss marks them.
+    """
+    marked = set(variables)
+    for variable in order:
+        operation = variable.operation
+        if operation is not None and not marked.isdisjoint(operation.args):
+            marked.add(variable)
+    return [variable for variable in order if variable in marked]
+
+
+def _rerun_on_variables(operation: Operation) -> Operation:
+    """A copy of ``operation`` whose ``grad`` computes with recorded operations."""
+    # A second instance of the operation, so that the graph's own keeps its grad.
+    rerun = object.__new__(type(operation))
+    rerun.args, rerun.kwargs = operation.args, operation.kwargs
+    try:
+        rerun.apply(*operation.args, **operation.kwargs)
+    except TypeError as error:
+        raise TypeError(
+            f"{type(operation).__name__}.apply cannot run on Variables ({error}), "
+            "which create_graph=True needs. Write apply and grad with operators, "
+            "Variable methods and the functions of autodiff.ops (ops.exp instead "
+            "of np.exp, ...), which take arrays and Variables alike."
+        ) from error
+    return rerun
+
+
+def _fit(operation: Operation, x: Variable, gradient: Any) -> Any:
+    """Check one gradient returned by ``operation.grad`` and bring it to ``x``'s shape."""
+    if not isinstance(gradient, Variable):
+        gradient = np.asarray(gradient)  # NumPy scalars such as np.float64, lists
+        if gradient.dtype.kind not in NUMERIC_KINDS:
+            raise _bad_gradient(operation, x, gradient)
+    shape = x.value.shape
+    if gradient.shape == shape:
+        return gradient
+    try:
+        return unbroadcast(gradient, shape)
+    except ValueError:
+        raise _bad_gradient(operation, x, gradient) from None
+
+
+def _bad_gradient(operation: Operation, x: Variable, gradient: Any) -> Exception:
+    name = type(operation).__name__
+    position = [a is x for a in operation.args].index(True)
+    if gradient.dtype == object and gradient.shape == () and gradient.item() is None:
+        return TypeError(
+            f"{name}.grad returned None for input {position}, which needs a gradient. "
+            "Return an array of the input's shape (zeros if it has no effect)."
+        )
+    if gradient.dtype.kind not in NUMERIC_KINDS:
+        return TypeError(
+            f"{name}.grad returned a gradient of dtype {gradient.dtype} for input "
+            f"{position}; gradients must be numeric arrays."
+        )
+    return ShapeError(
+        f"{name}.grad returned a gradient of shape {gradient.shape} for input "
+        f"{position}, which has shape {x.shape}. A gradient must have its input's "
+        "shape, or a shape the input was broadcast to in the forward pass."
+    )
+
+
+def _bad_count(operation: Operation, result: Any) -> TypeError:
     name = type(operation).__name__
     expected = len(operation.args)
     if type(result) is not tuple:
-        raise TypeError(
+        return TypeError(
             f"{name}.grad returned an object of type {type(result).__name__}, "
             f"but it must return a tuple with one gradient per input "
             f"({expected}). Did you forget the trailing comma in `return gx,`?"
         )
-    raise TypeError(
+    return TypeError(
         f"{name}.grad returned {len(result)} gradients, but {name} has "
         f"{expected} positional input(s); return exactly one gradient per "
         "input, in the order of the arguments."
     )
 
 
-def _fit_gradient(operation: Operation, argument: Variable, gradient: Any) -> np.ndarray:
-    """Check one returned gradient and sum it back to its input's shape."""
-    array = np.asarray(gradient)  # NumPy scalars such as np.float64, lists
-    if array.dtype.kind not in _NUMERIC_KINDS:
-        raise TypeError(
-            f"{type(operation).__name__}.grad returned a gradient of dtype "
-            f"{array.dtype} for input {_position(operation, argument)}; gradients "
-            "must be numeric arrays."
-        )
-    shape = argument.value.shape
-    if array.shape == shape:
-        return array
-    try:
-        return unbroadcast(array, shape)
-    except ValueError:
-        raise ValueError(
-            f"{type(operation).__name__}.grad returned a gradient of shape "
-            f"{array.shape} for input {_position(operation, argument)}, which has "
-            f"shape {shape}. A gradient must have its input's shape, or a shape "
-            "the input was broadcast to in the forward pass."
-        ) from None
+def unbroadcast(gradient: Any, shape: tuple[int, ...]) -> Any:
+    """Bring a gradient back to the shape of its input by undoing broadcasting.
+
+    When an input of shape ``shape`` was broadcast to a larger shape in the
+    forward pass, each of its elements was used several times. The gradient
+    of each use arrives separately, so the gradient of the input is their
+    sum: over the leading axes that broadcasting prepended, and over the axes
+    where ``shape`` has length 1. A gradient that is smaller than ``shape``
+    (a scalar for a vector, say) is broadcast up to it. Works on arrays and,
+    for gradients of gradients, on Variables.
+
+    Parameters
+    ----------
+    gradient
+        The gradient with respect to the broadcast input.
+    shape
+        The shape of the input before broadcasting.
+
+    Returns
+    -------
+    numpy.ndarray or Variable
+        Of exactly ``shape``.
+
+    Raises
+    ------
+    ValueError
+        If ``gradient`` cannot have come from broadcasting ``shape``.
+
+    Examples
+    --------
+    >>> unbroadcast(np.ones((3, 2)), (2,))
+    array([3., 3.])
+    >>> unbroadcast(np.ones((3, 2)), (3, 1))
+    array([[2.],
+           [2.],
+           [2.]])
+    """
+    if not isinstance(gradient, Variable):
+        gradient = np.asarray(gradient)
+    if gradient.shape == shape:
+        return gradient
+    extra = gradient.ndim - len(shape)
+    if extra > 0:  # axes that broadcasting put in front of the input's own
+        gradient = gradient.sum(axis=tuple(range(extra)))
+    offset = len(shape) - gradient.ndim
+    stretched = tuple(
+        axis
+        for axis, length in enumerate(gradient.shape)
+        if length != 1 and shape[offset + axis] == 1
+    )
+    if stretched:
+        gradient = gradient.sum(axis=stretched, keepdims=True)
+    if gradient.shape != shape:
+        try:
+            np.broadcast_shapes(gradient.shape, shape)
+        except ValueError:
+            raise ValueError(
+                f"a gradient of shape {gradient.shape} cannot belong to an "
+                f"input of shape {shape}"
+            ) from None
+        gradient = broadcast_to(gradient, shape)
+    # A sum over all axes of an array gives a NumPy scalar: make it an array.
+    return gradient if isinstance(gradient, Variable) else np.asarray(gradient)
 
 
-def _position(operation: Operation, argument: Variable) -> int:
-    return [a is argument for a in operation.args].index(True)
-
-
-# Imported last: autodiff.ops needs Operation from this module.
-from autodiff import ops as _operations  # noqa: E402
+# Variable's operators create operations, and operations create variables:
+# the two modules need each other. autodiff.ops imports this module first,
+# and these names are bound once it has defined them.
+from autodiff.ops import (  # noqa: E402
+    Abs,
+    Add,
+    Div,
+    GetItem,
+    MatMul,
+    Mean,
+    Mul,
+    Neg,
+    Pow,
+    Reshape,
+    Sub,
+    Sum,
+    Transpose,
+    broadcast_to,
+)

@@ -11,6 +11,18 @@ exactly what the derivative needs and nothing else.
 Binary operations broadcast like NumPy. Their ``grad`` may return gradients
 of the broadcast shape: :func:`~autodiff.core.backprop` sums them back to
 each input's shape with :func:`~autodiff.core.unbroadcast`.
+
+**Arrays and Variables alike.** Every ``apply`` and ``grad`` here is written
+with operators (``+``, ``*``, ``@``, ``x[index]``, comparisons), methods
+that arrays and variables share (``sum``, ``mean``, ``reshape``, ``T``,
+``swapaxes``) and the few functions at the end of this module (:func:`exp`,
+:func:`log`, :func:`tanh`, :func:`maximum`, :func:`where`,
+:func:`broadcast_to`, :func:`detach`), which are NumPy's for arrays and the
+matching operation for variables. Called with arrays, as
+:class:`~autodiff.core.Operation` calls it, ``apply`` is plain NumPy. Run on
+the input *variables* instead, as ``backprop(..., create_graph=True)`` does,
+the same code records the forward computation and the backward rule as
+operations, and the gradients it returns can be differentiated again.
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from autodiff.core import Operation
+from autodiff.core import Operation, ShapeError, Variable, unbroadcast
 
 __all__ = [
     "Identity",
@@ -31,19 +43,38 @@ __all__ = [
     "Pow",
     "Exp",
     "Log",
+    "Abs",
     "ReLU",
+    "Maximum",
     "Sigmoid",
     "Tanh",
     "Sum",
     "Mean",
     "MatMul",
     "GetItem",
+    "ScatterAdd",
     "Reshape",
     "Transpose",
+    "BroadcastTo",
+    "Where",
     "MSE",
+    "Affine",
+    "SoftmaxCrossEntropy",
+    "exp",
+    "log",
+    "tanh",
+    "maximum",
+    "where",
+    "broadcast_to",
+    "scatter_add",
+    "detach",
+    "check_class_labels",
 ]
 
 Axis = int | tuple[int, ...] | None
+
+
+# ------------------------------------------------------- elementwise arithmetic
 
 
 class Identity(Operation):
@@ -223,19 +254,21 @@ class Pow(Operation):
         z = x ** y
 
         def grad(gz, needed=(True, True)):
-            gx = gz * y * x ** (y - 1)
-            if not needed[1]:
-                return gx, None
-            positive = x > 0
-            log_x = np.log(np.where(positive, x, 1))
-            gy = gz * z * log_x
-            # 0 where x = 0, nan where x < 0, in gy's dtype (float32 stays float32).
-            fill = np.where(x == 0, 0, np.nan).astype(gy.dtype)
-            gy = np.where(positive, gy, fill)
+            gx = gz * y * x ** (y - 1) if needed[0] else None
+            gy = None
+            if needed[1]:
+                positive = x > 0  # a boolean array, also when x is a Variable
+                gy = gz * z * log(where(positive, x, 1))
+                # 0 where x = 0, nan where x < 0, in gy's dtype.
+                fill = np.where(x >= 0, 0, np.nan).astype(gy.dtype)
+                gy = where(positive, gy, fill)
             return gx, gy
         self.grad = grad
 
         return z
+
+
+# ------------------------------------------------------- elementwise functions
 
 
 class Exp(Operation):
@@ -251,7 +284,7 @@ class Exp(Operation):
     """
 
     def apply(self, x):
-        z = np.exp(x)
+        z = exp(x)
 
         def grad(gz):
             return gz * z,
@@ -272,10 +305,37 @@ class Log(Operation):
     """
 
     def apply(self, x):
-        z = np.log(x)
+        z = log(x)
 
         def grad(gz):
             return gz / x,
+        self.grad = grad
+
+        return z
+
+
+class Abs(Operation):
+    r"""Elementwise absolute value: :math:`z = |x|`, so :math:`\bar x = \bar z \operatorname{sign} x`.
+
+    At the kink :math:`x = 0` the gradient is 0, as in NumPy's ``sign`` and
+    in PyTorch. ``abs(v)`` on a variable calls this operation.
+
+    Examples
+    --------
+    >>> from autodiff import Parameter
+    >>> z = abs(Parameter([-2.0, 0.0, 3.0]))
+    >>> z.value
+    array([2., 0., 3.])
+    >>> z.operation.grad(np.ones(3))
+    (array([-1.,  0.,  1.]),)
+    """
+
+    def apply(self, x):
+        z = abs(x)
+        sign = np.sign(detach(x))  # a constant: the slope of |x| on each side
+
+        def grad(gz):
+            return gz * sign,
         self.grad = grad
 
         return z
@@ -302,10 +362,40 @@ class ReLU(Operation):
     """
 
     def apply(self, x):
-        z = np.maximum(x, 0)
+        z = maximum(x, 0)
 
         def grad(gz):
             return gz * (x >= 0),
+        self.grad = grad
+
+        return z
+
+
+class Maximum(Operation):
+    r"""Elementwise maximum of two inputs, like :func:`numpy.maximum`.
+
+    Each element's gradient goes to the input that was larger; on a tie it
+    goes to ``x``, the first input (so ``maximum(x, 0)`` has the slope of
+    :class:`ReLU` at 0):
+
+    .. math:: \bar x = \bar z \cdot [x \ge y], \qquad \bar y = \bar z \cdot [x < y].
+
+    Examples
+    --------
+    >>> from autodiff import Parameter
+    >>> z = Maximum(Parameter([1.0, 5.0]), Parameter([3.0, 2.0]))
+    >>> z.value
+    array([3., 5.])
+    >>> z.operation.grad(np.ones(2))
+    (array([0., 1.]), array([1., 0.]))
+    """
+
+    def apply(self, x, y):
+        z = maximum(x, y)
+        first = x >= y  # a boolean array, also when x and y are Variables
+
+        def grad(gz):
+            return gz * first, gz * ~first
         self.grad = grad
 
         return z
@@ -329,8 +419,8 @@ class Sigmoid(Operation):
     """
 
     def apply(self, x):
-        e = np.exp(-np.abs(x))
-        z = np.where(x >= 0, 1, e) / (1 + e)
+        e = exp(-abs(x))
+        z = where(x >= 0, 1, e) / (1 + e)
 
         def grad(gz):
             return gz * z * (1 - z),
@@ -351,7 +441,7 @@ class Tanh(Operation):
     """
 
     def apply(self, x):
-        z = np.tanh(x)
+        z = tanh(x)
 
         def grad(gz):
             return gz * (1 - z * z),
@@ -360,13 +450,25 @@ class Tanh(Operation):
         return z
 
 
+# ------------------------------------------------------------------ reductions
+
+
+def _kept_shape(shape: tuple[int, ...], axis: Axis) -> tuple[int, ...]:
+    """The shape of a reduction over ``axis`` with ``keepdims=True``."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = {a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)}
+    return tuple(1 if i in axes else length for i, length in enumerate(shape))
+
+
 class Sum(Operation):
     r"""Sum over ``axis`` (all axes by default), like :func:`numpy.sum`.
 
     Every summed element contributes to its sum with slope 1, so each element
     of the input receives the gradient of the sum it went into:
     :math:`\bar x_{ij} = \bar z_i` for :math:`z_i = \sum_j x_{ij}`. In code:
-    put back the summed axes (unless ``keepdims`` kept them) and broadcast.
+    give :math:`\bar z` back the summed axes, with length 1, and broadcast it
+    to the input's shape.
 
     Parameters
     ----------
@@ -388,13 +490,12 @@ class Sum(Operation):
     """
 
     def apply(self, x, axis: Axis = None, keepdims: bool = False):
-        z = np.sum(x, axis=axis, keepdims=keepdims)
+        z = x.sum(axis=axis, keepdims=keepdims)
         shape = x.shape
+        kept = _kept_shape(shape, axis)
 
         def grad(gz):
-            if axis is not None and not keepdims:
-                gz = np.expand_dims(gz, axis)
-            return np.broadcast_to(gz, shape),
+            return broadcast_to(gz.reshape(kept), shape),
         self.grad = grad
 
         return z
@@ -418,17 +519,19 @@ class Mean(Operation):
     """
 
     def apply(self, x, axis: Axis = None, keepdims: bool = False):
-        z = np.mean(x, axis=axis, keepdims=keepdims)
+        z = x.mean(axis=axis, keepdims=keepdims)
         shape = x.shape
+        kept = _kept_shape(shape, axis)
         count = x.size // max(np.size(z), 1)
 
         def grad(gz):
-            if axis is not None and not keepdims:
-                gz = np.expand_dims(gz, axis)
-            return np.broadcast_to(gz / count, shape),
+            return broadcast_to(gz.reshape(kept) / count, shape),
         self.grad = grad
 
         return z
+
+
+# ---------------------------------------------------------- shapes and indexing
 
 
 class MatMul(Operation):
@@ -451,7 +554,7 @@ class MatMul(Operation):
 
     Raises
     ------
-    ValueError
+    ShapeError
         If an operand is 0-d, or the inner dimensions differ.
 
     Examples
@@ -479,16 +582,16 @@ class MatMul(Operation):
             x2 = x[np.newaxis, :] if x.ndim == 1 else x
             y2 = y[:, np.newaxis] if y.ndim == 1 else y
             if y.ndim == 1:
-                gz = np.expand_dims(gz, -1)
+                gz = gz[..., np.newaxis]
             if x.ndim == 1:
-                gz = np.expand_dims(gz, -2)
+                gz = gz[..., np.newaxis, :]
             gx = gy = None
             if needed[0]:
-                gx = gz @ np.swapaxes(y2, -1, -2)
+                gx = gz @ y2.swapaxes(-1, -2)
                 if x.ndim == 1:
                     gx = gx[..., 0, :]
             if needed[1]:
-                gy = np.swapaxes(x2, -1, -2) @ gz
+                gy = x2.swapaxes(-1, -2) @ gz
                 if y.ndim == 1:
                     gy = gy[..., 0]
             return gx, gy
@@ -499,7 +602,7 @@ class MatMul(Operation):
 
 def _check_matmul_shapes(x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> None:
     if len(x_shape) == 0 or len(y_shape) == 0:
-        raise ValueError(
+        raise ShapeError(
             f"MatMul needs operands with at least one axis, but got shapes "
             f"{x_shape} and {y_shape}. Use Mul (the * operator) to multiply by "
             "a scalar."
@@ -507,7 +610,7 @@ def _check_matmul_shapes(x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> 
     inner_y = y_shape[-2] if len(y_shape) > 1 else y_shape[0]
     if x_shape[-1] != inner_y:
         which = "second-to-last" if len(y_shape) > 1 else "only"
-        raise ValueError(
+        raise ShapeError(
             f"MatMul cannot multiply shapes {x_shape} and {y_shape}: the last "
             f"axis of x has length {x_shape[-1]}, but the {which} axis of y has "
             f"length {inner_y}. These must be equal; transpose or reshape one "
@@ -516,33 +619,19 @@ def _check_matmul_shapes(x_shape: tuple[int, ...], y_shape: tuple[int, ...]) -> 
     try:
         np.broadcast_shapes(x_shape[:-2], y_shape[:-2])
     except ValueError:
-        raise ValueError(
+        raise ShapeError(
             f"MatMul cannot multiply shapes {x_shape} and {y_shape}: the batch "
             f"axes {x_shape[:-2]} and {y_shape[:-2]} do not broadcast."
         ) from None
-
-
-def _is_basic_index(index: Any) -> bool:
-    """True if ``index`` holds only ints, slices, ``None`` and ``...``.
-
-    Such an index selects every element at most once, so the gradient can be
-    written with plain assignment.
-    """
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(
-        isinstance(part, (int, np.integer, slice)) or part is None or part is Ellipsis
-        for part in parts
-    )
 
 
 class GetItem(Operation):
     r"""Indexing, ``z = x[index]``: slices, integer arrays and boolean masks.
 
     Every selected element passes its gradient back to the place it came
-    from; elements that were not selected get 0. An integer array may select
-    the same element several times; then its gradients add up, which is why
-    the general case uses :func:`numpy.add.at` instead of assignment (an
-    assignment would keep only the last one).
+    from; elements that were not selected get 0 (see :class:`ScatterAdd`).
+    An integer array may select the same element several times; then its
+    gradients add up.
 
     The index is a keyword argument: it is not differentiable. Writing
     ``x[index]`` calls ``GetItem(x, index=index)``.
@@ -560,19 +649,50 @@ class GetItem(Operation):
 
     def apply(self, x, index: Any = None):
         z = x[index]
-        shape, dtype = x.shape, x.dtype
-        basic = _is_basic_index(index)
+        shape = x.shape
 
         def grad(gz):
-            gx = np.zeros(shape, dtype=np.result_type(dtype, gz))
-            if basic:
-                gx[index] = gz
-            else:
-                np.add.at(gx, index, gz)
-            return gx,
+            return scatter_add(gz, index, shape),
         self.grad = grad
 
         return z
+
+
+class ScatterAdd(Operation):
+    r"""Put ``x`` into an array of zeros of ``shape`` at ``index``: the reverse of indexing.
+
+    Where ``index`` selects an element several times, the values add up.
+    This is the gradient of :class:`GetItem`, and its own gradient is
+    indexing again: :math:`\bar x = \bar z[\text{index}]`.
+
+    Examples
+    --------
+    >>> from autodiff import Parameter
+    >>> ScatterAdd(Parameter([1.0, 2.0, 3.0]), index=np.array([0, 0, 2]), shape=(4,)).value
+    array([3., 0., 3., 0.])
+    """
+
+    def apply(self, x, index: Any = None, shape: tuple[int, ...] = ()):
+        z = scatter_add(x, index, shape)
+
+        def grad(gz):
+            return gz[index],
+        self.grad = grad
+
+        return z
+
+
+def _is_basic_index(index: Any) -> bool:
+    """True if ``index`` holds only ints, slices, ``None`` and ``...``.
+
+    Such an index selects every element at most once, so scattering can be
+    plain assignment instead of the slower :func:`numpy.add.at`.
+    """
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(
+        isinstance(part, (int, np.integer, slice)) or part is None or part is Ellipsis
+        for part in parts
+    )
 
 
 class Reshape(Operation):
@@ -589,11 +709,11 @@ class Reshape(Operation):
     """
 
     def apply(self, x, shape: Any = None):
-        z = np.reshape(x, shape)
+        z = x.reshape(shape)
         x_shape = x.shape
 
         def grad(gz):
-            return np.reshape(gz, x_shape),
+            return gz.reshape(x_shape),
         self.grad = grad
 
         return z
@@ -615,15 +735,76 @@ class Transpose(Operation):
     """
 
     def apply(self, x, axes: tuple[int, ...] | None = None):
-        z = np.transpose(x, axes)
+        z = x.transpose(axes)
         # Negative axes count from the end; argsort needs them as positions.
         inverse = None if axes is None else tuple(np.argsort(np.asarray(axes) % x.ndim))
 
         def grad(gz):
-            return np.transpose(gz, inverse),
+            return gz.transpose(inverse),
         self.grad = grad
 
         return z
+
+
+class BroadcastTo(Operation):
+    r"""Broadcast the input to ``shape``, like :func:`numpy.broadcast_to`.
+
+    Each element of the input is used once for every copy, so its gradient
+    is the sum of the copies' gradients: :func:`~autodiff.core.unbroadcast`.
+    This is the gradient of :class:`Sum`, and the two are each other's
+    backward rules.
+
+    Examples
+    --------
+    >>> from autodiff import Parameter
+    >>> z = BroadcastTo(Parameter([1.0, 2.0]), shape=(3, 2))
+    >>> z.operation.grad(np.ones((3, 2)))
+    (array([3., 3.]),)
+    """
+
+    def apply(self, x, shape: tuple[int, ...] = ()):
+        z = broadcast_to(x, shape)
+        x_shape = x.shape
+
+        def grad(gz):
+            return unbroadcast(gz, x_shape),
+        self.grad = grad
+
+        return z
+
+
+class Where(Operation):
+    r"""Choose elementwise: ``x`` where ``condition`` holds, else ``y``.
+
+    The condition is a keyword argument, a boolean array: it is not
+    differentiated. Each element's gradient goes to the input it came from.
+
+    Examples
+    --------
+    >>> from autodiff import Parameter
+    >>> z = Where(Parameter([1.0, 2.0]), Parameter([10.0, 20.0]),
+    ...           condition=np.array([True, False]))
+    >>> z.value
+    array([ 1., 20.])
+    >>> z.operation.grad(np.ones(2))
+    (array([1., 0.]), array([0., 1.]))
+    """
+
+    def apply(self, x, y, condition: Any = None):
+        z = where(condition, x, y)
+
+        def grad(gz):
+            return where(condition, gz, 0), where(condition, 0, gz)
+        self.grad = grad
+
+        return z
+
+
+# ------------------------------------------------------------ fused operations
+#
+# One node for a computation that could be written with several: fewer
+# arrays kept alive, less bookkeeping per step, and a backward rule that is
+# simpler than the composition of the parts.
 
 
 class MSE(Operation):
@@ -653,7 +834,7 @@ class MSE(Operation):
 
     def apply(self, x, y):
         difference = x - y
-        z = np.mean(difference * difference)
+        z = (difference * difference).mean()
 
         def grad(gz):
             gx = gz * (2 / difference.size) * difference
@@ -661,3 +842,244 @@ class MSE(Operation):
         self.grad = grad
 
         return z
+
+
+class Affine(Operation):
+    r"""The affine map :math:`Z = X W + b` as one operation.
+
+    With :math:`X` of shape ``(n, in)`` (one input per row), :math:`W` of
+    shape ``(in, out)`` and :math:`b` of shape ``(out,)``:
+
+    .. math::
+        \bar X = \bar Z W^\top, \qquad
+        \bar W = X^\top \bar Z, \qquad
+        \bar b_k = \sum_i \bar Z_{ik} .
+
+    ``x @ w + b`` computes the same with two operations, MatMul and Add.
+    One node instead of two means one intermediate array less, no
+    broadcasting to undo for the bias, and less bookkeeping per training
+    step. Like :class:`MatMul`, it skips :math:`\bar X` when nobody needs
+    it, which is the case for the input images.
+
+    ``x`` may also be a single vector, or have more leading axes; they are
+    treated as rows.
+
+    Examples
+    --------
+    >>> from autodiff import Parameter
+    >>> x = Parameter([[1.0, 2.0]])
+    >>> w = Parameter([[1.0, 0.0, -1.0], [0.0, 1.0, 1.0]])
+    >>> b = Parameter([0.5, 0.5, 0.5])
+    >>> z = Affine(x, w, b)
+    >>> z.value
+    array([[1.5, 2.5, 1.5]])
+    >>> gx, gw, gb = z.operation.grad(np.ones((1, 3)))
+    >>> gx, gb
+    (array([[0., 2.]]), array([1., 1., 1.]))
+    """
+
+    grad_takes_needed = True
+
+    def apply(self, x, w, b):
+        if w.ndim != 2 or b.shape != w.shape[1:] or x.ndim == 0 or x.shape[-1] != w.shape[0]:
+            raise ShapeError(
+                f"Affine: expected x of shape (..., in), w of shape (in, out) and b of "
+                f"shape (out,), but got {x.shape}, {w.shape} and {b.shape}."
+            )
+        z = x @ w
+        z += b
+
+        def grad(gz, needed=(True, True, True)):
+            gx = gz @ w.T if needed[0] else None
+            x_rows, gz_rows = x, gz
+            if x.ndim != 2:  # every leading axis is a row: flatten them
+                x_rows = x.reshape(-1, x.shape[-1])
+                gz_rows = gz.reshape(-1, gz.shape[-1])
+            gw = x_rows.T @ gz_rows if needed[1] else None
+            gb = gz_rows.sum(axis=0) if needed[2] else None
+            return gx, gw, gb
+        self.grad = grad
+
+        return z
+
+
+def check_class_labels(labels: Any, logits_shape: tuple[int, ...], where: str) -> np.ndarray:
+    """Check integer class labels against logits of shape ``(n, classes)``.
+
+    Returns the labels as an array. ``where`` names the caller in the errors.
+
+    Examples
+    --------
+    >>> check_class_labels([0, 2], (2, 3), "example")
+    array([0, 2])
+    >>> check_class_labels([0, 3], (2, 3), "example")
+    Traceback (most recent call last):
+    ...
+    ValueError: example: labels must lie in 0..2 (one per class of the logits), but range from 0 to 3.
+    """
+    array: np.ndarray = labels if type(labels) is np.ndarray else np.asarray(labels)
+    if array.dtype.kind not in "iu":
+        raise TypeError(
+            f"{where}: labels must be integers (class indices), but got dtype "
+            f"{array.dtype}. Convert them with labels.astype(np.int64)."
+        )
+    if len(logits_shape) != 2 or array.shape != logits_shape[:1]:
+        raise ShapeError(
+            f"{where}: expected logits of shape (batch, classes) and labels of "
+            f"shape (batch,), but got logits {logits_shape} and labels "
+            f"{array.shape}. Reshape the logits to two axes, one row per example."
+        )
+    # One pass over the labels checks both ends: read as unsigned integers of
+    # the same size and byte order, negative labels are huge, so the maximum
+    # tells all.
+    unsigned = array.view(array.dtype.str.replace("i", "u"))
+    if array.size and unsigned.max() >= logits_shape[1]:
+        raise ValueError(
+            f"{where}: labels must lie in 0..{logits_shape[1] - 1} (one per class "
+            f"of the logits), but range from {array.min()} to {array.max()}."
+        )
+    return array
+
+
+class SoftmaxCrossEntropy(Operation):
+    r"""Mean cross-entropy of the softmax of ``logits`` against integer labels.
+
+    For a batch of :math:`n` rows of logits :math:`x_i \in \mathbb{R}^K` and
+    labels :math:`y_i \in \{0, \dots, K-1\}`,
+
+    .. math::
+        J = -\frac{1}{n} \sum_{i=1}^{n} \log p_{i y_i}, \qquad
+        p_{ik} = \frac{e^{x_{ik}}}{\sum_j e^{x_{ij}}} .
+
+    The log-softmax is computed as
+    :math:`\log p_{ik} = s_{ik} - \log \sum_j e^{s_{ij}}` with
+    :math:`s_{ik} = x_{ik} - \max_j x_{ij}`: every exponent is at most 0,
+    so nothing overflows, and the largest term of the sum is exactly 1, so
+    the logarithm never sees 0. Logits of :math:`\pm 10^4` give a finite loss.
+    Subtracting a row's maximum changes no probability, so for the
+    derivative it is a constant (:func:`detach`).
+
+    The gradient is the softmax minus the one-hot labels:
+
+    .. math:: \bar x_{ik} = \frac{\bar J}{n} \left(p_{ik} - [k = y_i]\right).
+
+    Parameters
+    ----------
+    logits
+        A Variable or array of shape ``(n, K)``.
+    labels
+        Integer class indices of shape ``(n,)``. A keyword argument: labels
+        are data, not differentiated.
+
+    Raises
+    ------
+    TypeError
+        If the labels are not integers.
+    ValueError
+        If the shapes do not match or a label is not a valid class.
+
+    Examples
+    --------
+    >>> from autodiff import Parameter
+    >>> logits = Parameter([[2.0, 0.0], [0.0, 0.0]])
+    >>> J = SoftmaxCrossEntropy(logits, labels=np.array([0, 1]))
+    >>> round(float(J.value), 4)
+    0.41
+    >>> J.operation.grad(np.array(1.0))[0].round(4)
+    array([[-0.0596,  0.0596],
+           [ 0.25  , -0.25  ]])
+    """
+
+    def apply(self, logits, labels: Any = None):
+        if labels is None:
+            raise TypeError(
+                "SoftmaxCrossEntropy needs the labels as a keyword argument: "
+                "SoftmaxCrossEntropy(logits, labels=labels)."
+            )
+        labels = check_class_labels(labels, logits.shape, "SoftmaxCrossEntropy")
+        n = logits.shape[0]
+        rows = np.arange(n)
+        shifted = logits - detach(logits).max(axis=1, keepdims=True)
+        exponentials = exp(shifted)
+        sums = exponentials.sum(axis=1, keepdims=True)
+        probabilities = exponentials / sums
+        z = (log(sums[:, 0]) - shifted[rows, labels]).mean()
+        one_hot = np.zeros(logits.shape, dtype=logits.dtype)
+        one_hot[rows, labels] = 1
+
+        def grad(gz):
+            return (probabilities - one_hot) * (gz / n),
+        self.grad = grad
+
+        return z
+
+
+# ------------------------------------------- functions for arrays and Variables
+#
+# NumPy's function for an array, the matching operation for a Variable. The
+# operations above are written with these, so that the same apply and grad
+# compute numbers (on arrays) or record a graph (on variables).
+
+
+def exp(x: Any) -> Any:
+    """``np.exp(x)`` for an array, the :class:`Exp` operation for a Variable."""
+    return Exp(x) if isinstance(x, Variable) else np.exp(x)
+
+
+def log(x: Any) -> Any:
+    """``np.log(x)`` for an array, the :class:`Log` operation for a Variable."""
+    return Log(x) if isinstance(x, Variable) else np.log(x)
+
+
+def tanh(x: Any) -> Any:
+    """``np.tanh(x)`` for an array, the :class:`Tanh` operation for a Variable."""
+    return Tanh(x) if isinstance(x, Variable) else np.tanh(x)
+
+
+def maximum(x: Any, y: Any) -> Any:
+    """``np.maximum(x, y)`` for arrays, the :class:`Maximum` operation if either is a Variable."""
+    if isinstance(x, Variable) or isinstance(y, Variable):
+        return Maximum(x, y)
+    return np.maximum(x, y)
+
+
+def where(condition: Any, x: Any, y: Any) -> Any:
+    """``np.where(condition, x, y)`` for arrays, the :class:`Where` operation if
+    ``x`` or ``y`` is a Variable. The condition is never differentiated."""
+    if isinstance(x, Variable) or isinstance(y, Variable):
+        return Where(x, y, condition=detach(condition))
+    return np.where(condition, x, y)
+
+
+def broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
+    """``np.broadcast_to(x, shape)`` for an array, :class:`BroadcastTo` for a Variable."""
+    if isinstance(x, Variable):
+        return BroadcastTo(x, shape=shape)
+    return np.broadcast_to(x, shape)
+
+
+def scatter_add(x: Any, index: Any, shape: tuple[int, ...]) -> Any:
+    """Zeros of ``shape`` with ``x`` added at ``index``; :class:`ScatterAdd` for a Variable.
+
+    Examples
+    --------
+    >>> scatter_add(np.array([1.0, 2.0]), np.array([1, 1]), (3,))
+    array([0., 3., 0.])
+    """
+    if isinstance(x, Variable):
+        return ScatterAdd(x, index=index, shape=shape)
+    z = np.zeros(shape, dtype=np.result_type(x))
+    if _is_basic_index(index):
+        z[index] = x
+    else:
+        np.add.at(z, index, x)  # adds once per occurrence of a repeated index
+    return z
+
+
+def detach(x: Any) -> Any:
+    """The value of ``x`` as a plain array: a constant, through which no gradient flows.
+
+    An array is returned as it is. PyTorch calls this ``Tensor.detach()``,
+    JAX ``stop_gradient``.
+    """
+    return x.value if isinstance(x, Variable) else x

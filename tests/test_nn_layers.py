@@ -144,7 +144,7 @@ def test_mlp_needs_two_sizes():
 @pytest.mark.parametrize("x_shape", [(4,), (5, 4), (2, 3, 4)])
 def test_affine_gradients_match_finite_differences(x_shape):
     from autodiff import numeric_test
-    from autodiff.nn import Affine
+    from autodiff import Affine
     rng = np.random.default_rng(0)
     x, w, b = (Parameter(rng.normal(size=s)) for s in (x_shape, (4, 3), (3,)))
     z = Affine(x, w, b)
@@ -153,7 +153,7 @@ def test_affine_gradients_match_finite_differences(x_shape):
 
 
 def test_affine_skips_the_input_gradient_when_not_needed():
-    from autodiff.nn import Affine
+    from autodiff import Affine
     x = np.ones((2, 3))
     z = Affine(x, Parameter(np.ones((3, 2))), Parameter(np.zeros(2)))
     gx, gw, gb = z.operation.grad(np.ones((2, 2)), (False, True, True))
@@ -161,6 +161,6 @@ def test_affine_skips_the_input_gradient_when_not_needed():
 
 
 def test_affine_rejects_mismatched_shapes():
-    from autodiff.nn import Affine
+    from autodiff import Affine
     with pytest.raises(ValueError, match=r"Affine: expected .* \(2, 5\), \(3, 4\) and \(4,\)"):
         Affine(np.ones((2, 5)), Parameter(np.ones((3, 4))), Parameter(np.zeros(4)))

@@ -25,8 +25,8 @@ from autodiff.nn.data import (
     load_mnist,
     read_idx,
 )
-from autodiff.nn.layers import Affine, Linear, Module, ReLU, Sequential, Sigmoid, Tanh, make_rng, mlp
-from autodiff.nn.losses import SoftmaxCrossEntropy, accuracy, cross_entropy, mse
+from autodiff.nn.layers import Linear, Module, ReLU, Sequential, Sigmoid, Tanh, make_rng, mlp
+from autodiff.nn.losses import accuracy, cross_entropy, mse
 from autodiff.nn.optim import SGD, Adam, Momentum, Optimizer
 from autodiff.nn.serialization import (
     ParameterMismatchError,
@@ -38,7 +38,6 @@ from autodiff.nn.train import History, evaluate, fit, predict, train_step
 
 __all__ = [
     "Module",
-    "Affine",
     "Linear",
     "Sequential",
     "ReLU",
@@ -46,7 +45,6 @@ __all__ = [
     "Tanh",
     "mlp",
     "make_rng",
-    "SoftmaxCrossEntropy",
     "cross_entropy",
     "mse",
     "accuracy",

@@ -18,15 +18,15 @@ Pass ``dtype=np.float64`` for gradient checks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from autodiff import ops
-from autodiff.core import DTypeLike, Operation, Parameter, Variable
+from autodiff.core import DTypeLike, Parameter, Variable
 
-__all__ = ["Module", "Affine", "Linear", "Sequential", "ReLU", "Sigmoid", "Tanh", "mlp", "make_rng"]
+__all__ = ["Module", "Linear", "Sequential", "ReLU", "Sigmoid", "Tanh", "mlp", "make_rng"]
 
 #: The initialisations :class:`Linear` knows.
 INITS = ("he", "glorot", "uniform")
@@ -129,77 +129,13 @@ def _walk(value: Any, prefix: str, seen: set[int]) -> Iterator[tuple[str, Parame
             yield from _walk(item, f"{prefix}.{index}" if prefix else str(index), seen)
 
 
-class Affine(Operation):
-    r"""The affine map :math:`Z = X W + b` as one operation.
-
-    With :math:`X` of shape ``(n, in)`` (one input per row), :math:`W` of
-    shape ``(in, out)`` and :math:`b` of shape ``(out,)``:
-
-    .. math::
-        \bar X = \bar Z W^\top, \qquad
-        \bar W = X^\top \bar Z, \qquad
-        \bar b_k = \sum_i \bar Z_{ik} .
-
-    ``x @ w + b`` computes the same with two operations, MatMul and Add.
-    One node instead of two means one intermediate array less, no
-    broadcasting to undo for the bias, and less bookkeeping per training
-    step. Like :class:`~autodiff.ops.MatMul`, it skips :math:`\bar X` when
-    nobody needs it, which is the case for the input images.
-
-    ``x`` may also be a single vector, or have more leading axes; they are
-    treated as rows.
-
-    Examples
-    --------
-    >>> x = Parameter([[1.0, 2.0]])
-    >>> w = Parameter([[1.0, 0.0, -1.0], [0.0, 1.0, 1.0]])
-    >>> b = Parameter([0.5, 0.5, 0.5])
-    >>> z = Affine(x, w, b)
-    >>> z.value
-    array([[1.5, 2.5, 1.5]])
-    >>> gx, gw, gb = z.operation.grad(np.ones((1, 3)))
-    >>> gx, gb
-    (array([[0., 2.]]), array([1., 1., 1.]))
-    """
-
-    grad_takes_needed = True
-    grad: Callable[..., tuple[np.ndarray | None, ...]]
-
-    def apply(self, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-        if (
-            w.ndim != 2 or b.shape != w.shape[1:]
-            or x.ndim == 0 or x.shape[-1] != w.shape[0]
-        ):
-            raise ValueError(
-                f"Affine: expected x of shape (..., in), w of shape (in, out) and b of "
-                f"shape (out,), but got {x.shape}, {w.shape} and {b.shape}."
-            )
-        z: np.ndarray = x @ w
-        z += b
-
-        def grad(
-            gz: np.ndarray, needed: tuple[bool, ...] = (True, True, True)
-        ) -> tuple[np.ndarray | None, ...]:
-            gx = gz @ w.T if needed[0] else None
-            x_rows, gz_rows = x, gz
-            if x.ndim != 2:  # every leading axis is a row: flatten them
-                x_rows = x.reshape(-1, x.shape[-1])
-                gz_rows = gz.reshape(-1, gz.shape[-1])
-            gw = x_rows.T @ gz_rows if needed[1] else None
-            gb = gz_rows.sum(axis=0) if needed[2] else None
-            return gx, gw, gb
-        self.grad = grad
-
-        return z
-
-
 class Linear(Module):
     r"""Affine layer: :math:`y = x W + b`.
 
     The weight :math:`W` has shape ``(in_features, out_features)``, so a
     batch of inputs, one per row, is multiplied from the left, as in the
     exercise's ``AffineLayer``. The bias starts at zero. The layer computes
-    ``x @ weight + bias`` with the fused :class:`Affine` operation.
+    ``x @ weight + bias`` with the fused :class:`~autodiff.ops.Affine` operation.
 
     Parameters
     ----------
@@ -277,7 +213,7 @@ class Linear(Module):
         self.bias = Parameter(np.zeros(self.out_features, dtype=dtype))
 
     def forward(self, x: Any) -> Variable:
-        return Affine(x, self.weight, self.bias)
+        return ops.Affine(x, self.weight, self.bias)
 
     def __repr__(self) -> str:
         return (

@@ -647,7 +647,7 @@ def _given_code(module: _Module, skip: Collection[str] = ()) -> tuple[list[str],
         if name in skip:
             continue
         text = _segment(module, node)
-        text = text.replace("_operations.", "")
+        text = text.replace("_speed.", "")  # one namespace in the notebook
         text = _EXAMPLES.sub("", text)
         parts.append(text)
     return imports, parts
@@ -1026,6 +1026,7 @@ def build_your_own(root: Path) -> StudentNotebook:
     """The build-it-yourself notebook, generated from the package and the exercise chapters."""
     root = Path(root)
     core = _load(root / "autodiff" / "core.py")
+    machinery = [_load(root / "autodiff" / name) for name in ("_format.py", "_speed.py")]
     ops = _load(root / "autodiff" / "ops.py")
     check = _load(root / "autodiff" / "check.py")
     visualize = _load(root / "autodiff" / "visualize.py")
@@ -1033,6 +1034,8 @@ def build_your_own(root: Path) -> StudentNotebook:
     imports: list[str] = []
     given_parts: dict[str, list[str]] = {}
     for label, module, skip in [
+        ("machinery", machinery[0], set()),
+        ("collector", machinery[1], set()),
         ("core", core, set()),
         ("ops", ops, set(EXERCISE_OPS)),
         ("check", check, set()),
@@ -1080,7 +1083,8 @@ def build_your_own(root: Path) -> StudentNotebook:
             """
         )
     )
-    cells.append(_code(header + "\n\n\n".join(given_parts["core"])))
+    engine = given_parts["machinery"] + given_parts["collector"] + given_parts["core"]
+    cells.append(_code(header + "\n\n\n".join(engine)))
     cells.append(
         _md(
             """
