@@ -242,6 +242,30 @@ def test_folder_argument_then_environment_then_cache(tmp_path, monkeypatch):
     assert data_module.default_folder() == tmp_path / "home" / ".cache" / "autodiff" / "mnist"
 
 
+def test_limit_keeps_the_first_training_images_and_every_test_image(tmp_path):
+    arrays, files = fake_mnist(n_train=6, n_test=4)
+    folder = write_folder(tmp_path, files)
+    data = load_mnist(folder, download=False, flatten=True, limit=4)
+    np.testing.assert_array_equal(data.train_images * 256,
+                                  arrays["train_images"][:4].reshape(4, 784))
+    np.testing.assert_array_equal(data.train_labels, arrays["train_labels"][:4])
+    np.testing.assert_array_equal(data.test_labels, arrays["test_labels"])
+    assert data.test_images.shape == (4, 784)
+
+
+def test_a_limit_above_the_number_of_images_keeps_them_all(tmp_path):
+    arrays, files = fake_mnist(n_train=6)
+    data = load_mnist(write_folder(tmp_path, files), download=False, limit=np.int64(100))
+    np.testing.assert_array_equal(data.train_labels, arrays["train_labels"])
+
+
+@pytest.mark.parametrize("limit", [0, -3, 2.5, True, "10"])
+def test_a_bad_limit_is_explained(tmp_path, limit):
+    _, files = fake_mnist()
+    with pytest.raises(ValueError, match=rf"limit must be a positive int.*got {limit!r}"):
+        load_mnist(write_folder(tmp_path, files), download=False, limit=limit)
+
+
 def test_a_users_folder_is_checked_by_headers_not_checksums(tmp_path):
     # A subset, like ../shared/mnist: valid headers, unofficial checksums.
     arrays, files = fake_mnist(n_train=7)
