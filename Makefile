@@ -26,9 +26,13 @@ BUILDDIR    := _build
 STRICTDIR   := $(BUILDDIR)/strict
 
 # The MNIST chapter reads the data from AUTODIFF_MNIST_DIR (there is no network to
-# download it). Default to the copy beside the repository when there is one.
+# download it). Default to the copy beside the repository when there is one: the
+# full set (../shared/mnist-full) if present, else the subset (../shared/mnist).
+# tests/conftest.py makes the same choice for a bare `pytest`.
 ifeq ($(strip $(AUTODIFF_MNIST_DIR)),)
-ifneq ($(wildcard ../shared/mnist),)
+ifneq ($(wildcard ../shared/mnist-full),)
+export AUTODIFF_MNIST_DIR := $(abspath ../shared/mnist-full)
+else ifneq ($(wildcard ../shared/mnist),)
 export AUTODIFF_MNIST_DIR := $(abspath ../shared/mnist)
 endif
 endif

@@ -65,8 +65,10 @@ myst_heading_anchors = 3
 
 
 def _package_sources_hash() -> str:
-    """A hash of autodiff/**/*.py: names and contents."""
+    """A hash of autodiff/**/*.py (names and contents) and of the MNIST folder's name."""
     digest = hashlib.sha256()
+    # The MNIST chapter's outputs depend on the data it finds (the full set or a subset).
+    digest.update(os.environ.get("AUTODIFF_MNIST_DIR", "").encode() + b"\0")
     for path in sorted((ROOT / "autodiff").rglob("*.py")):
         digest.update(path.relative_to(ROOT).as_posix().encode())
         digest.update(b"\0")
@@ -83,9 +85,10 @@ nb_execution_timeout = 300
 nb_merge_streams = True
 
 # jupyter-cache keys on the code of a notebook only, so after a change to the package
-# it would hand back stale outputs. One cache folder per version of the package
-# sources avoids that; and since a changed nb_execution_cache_path makes Sphinx
-# re-read every chapter, no page keeps outputs computed with the old code.
+# (or to the MNIST folder) it would hand back stale outputs. One cache folder per
+# version of the package sources and MNIST folder avoids that; and since a changed
+# nb_execution_cache_path makes Sphinx re-read every chapter, no page keeps outputs
+# computed with the old code or data.
 _sources_hash = _package_sources_hash()
 _cache_root = ROOT / ".jupyter_cache"
 nb_execution_cache_path = str(_cache_root / _sources_hash)

@@ -9,10 +9,15 @@ import numpy as np
 import pytest
 
 # As the Makefile does: without AUTODIFF_MNIST_DIR, use the offline copy of MNIST
-# beside the repository when there is one, so a bare `pytest` needs no network.
-_SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "mnist"
-if not os.environ.get("AUTODIFF_MNIST_DIR") and _SHARED_MNIST.is_dir():
-    os.environ["AUTODIFF_MNIST_DIR"] = str(_SHARED_MNIST)
+# beside the repository when there is one, the full set before the subset, so a
+# bare `pytest` needs no network. (The student-notebook round trip prefers the
+# subset, for speed: see tests/test_student_notebooks.py.)
+_SHARED = Path(__file__).resolve().parents[2] / "shared"
+if not os.environ.get("AUTODIFF_MNIST_DIR"):
+    for _folder in (_SHARED / "mnist-full", _SHARED / "mnist"):
+        if _folder.is_dir():
+            os.environ["AUTODIFF_MNIST_DIR"] = str(_folder)
+            break
 
 
 @pytest.fixture

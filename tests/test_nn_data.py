@@ -242,6 +242,30 @@ def test_folder_argument_then_environment_then_cache(tmp_path, monkeypatch):
     assert data_module.default_folder() == tmp_path / "home" / ".cache" / "autodiff" / "mnist"
 
 
+def test_limit_keeps_the_first_training_images_and_every_test_image(tmp_path):
+    arrays, files = fake_mnist(n_train=6, n_test=4)
+    folder = write_folder(tmp_path, files)
+    data = load_mnist(folder, download=False, flatten=True, limit=4)
+    np.testing.assert_array_equal(data.train_images * 256,
+                                  arrays["train_images"][:4].reshape(4, 784))
+    np.testing.assert_array_equal(data.train_labels, arrays["train_labels"][:4])
+    np.testing.assert_array_equal(data.test_labels, arrays["test_labels"])
+    assert data.test_images.shape == (4, 784)
+
+
+def test_a_limit_above_the_number_of_images_keeps_them_all(tmp_path):
+    arrays, files = fake_mnist(n_train=6)
+    data = load_mnist(write_folder(tmp_path, files), download=False, limit=np.int64(100))
+    np.testing.assert_array_equal(data.train_labels, arrays["train_labels"])
+
+
+@pytest.mark.parametrize("limit", [0, -3, 2.5, True, "10"])
+def test_a_bad_limit_is_explained(tmp_path, limit):
+    _, files = fake_mnist()
+    with pytest.raises(ValueError, match=rf"limit must be a positive int.*got {limit!r}"):
+        load_mnist(write_folder(tmp_path, files), download=False, limit=limit)
+
+
 def test_a_users_folder_is_checked_by_headers_not_checksums(tmp_path):
     # A subset, like ../shared/mnist: valid headers, unofficial checksums.
     arrays, files = fake_mnist(n_train=7)
@@ -359,8 +383,11 @@ def test_batches_check_their_arguments():
         next(batches(np.zeros(3), np.zeros(3), 0))
 
 
+# -- the offline copies beside the repository -----------------------------------------
+# Read by name, whatever AUTODIFF_MNIST_DIR says: each test knows what its folder holds.
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "mnist"
+SHARED_FULL = SHARED.with_name("mnist-full")
 
 
 @pytest.mark.skipif(not (SHARED / NAMES["train_images"]).exists(), reason="no offline MNIST copy")
@@ -370,3 +397,37 @@ def test_the_offline_subset_loads_by_its_headers():
     assert np.bincount(data.train_labels).tolist() == [500] * 10
     assert data.train_images.dtype == np.float32 and data.train_labels.dtype == np.int64
     assert data.train_images.min() == 0 and data.train_images.max() == 255 / 256
+
+
+# The official files' SHA-256 once decompressed, and the official counts of each digit.
+OFFICIAL_SHA256 = {
+    "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+TRAIN_DIGITS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_DIGITS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+needs_full_copy = pytest.mark.skipif(
+    not (SHARED_FULL / NAMES["train_images"]).exists(), reason="no offline copy of the full MNIST"
+)
+
+
+@needs_full_copy
+@pytest.mark.parametrize("name", sorted(OFFICIAL_SHA256))
+def test_the_full_copy_decompresses_to_the_official_files(name):
+    raw = gzip.decompress((SHARED_FULL / name).read_bytes())
+    assert hashlib.sha256(raw).hexdigest() == OFFICIAL_SHA256[name]
+
+
+@needs_full_copy
+def test_the_full_copy_has_every_image_and_the_official_digit_counts():
+    data = load_mnist(SHARED_FULL, download=False)
+    assert data.train_images.shape == (60_000, 28, 28) and data.train_labels.shape == (60_000,)
+    assert data.test_images.shape == (10_000, 28, 28) and data.test_labels.shape == (10_000,)
+    assert np.bincount(data.train_labels).tolist() == TRAIN_DIGITS
+    assert np.bincount(data.test_labels).tolist() == TEST_DIGITS
+    first = load_mnist(SHARED_FULL, download=False, limit=1000)
+    np.testing.assert_array_equal(first.train_images, data.train_images[:1000])
+    assert len(np.unique(first.train_labels)) == 10  # the first images hold every digit

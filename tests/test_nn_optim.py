@@ -80,6 +80,23 @@ def test_updates_are_in_place_and_keep_float32(make):
     assert all(p.dtype == np.float32 for p in parameters)
 
 
+@pytest.mark.parametrize("make", [
+    lambda ps: SGD(ps, 0.1), lambda ps: Momentum(ps, 0.1), lambda ps: Adam(ps, 0.1)])
+def test_a_new_learning_rate_takes_effect_at_the_next_step(make):
+    # A schedule (the MNIST chapter's smaller last step) sets optimizer.learning_rate
+    # between steps. From the same state, a tenth of the rate moves a tenth as far.
+    changed, kept = make_parameters(), make_parameters()
+    optimizers = make(changed), make(kept)
+    for optimizer in optimizers:
+        optimizer.step(backprop(quadratic(optimizer.parameters), optimizer.parameters))
+    optimizers[0].learning_rate = 0.01
+    before = [p.value.copy() for p in changed]
+    for optimizer in optimizers:
+        optimizer.step(backprop(quadratic(optimizer.parameters), optimizer.parameters))
+    for p, k, b in zip(changed, kept, before):
+        np.testing.assert_allclose(p.value - b, 0.1 * (k.value - b), rtol=1e-10)
+
+
 def test_a_module_can_be_passed_instead_of_its_parameters():
     model = mlp(4, 3, 2)
     assert SGD(model, 0.1).parameters == model.parameters()

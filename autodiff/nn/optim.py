@@ -41,6 +41,13 @@ class Optimizer:
     learning_rate
         The step size; a positive number.
 
+    Attributes
+    ----------
+    learning_rate
+        The step size of the next :meth:`step`. Assign a new value between
+        steps to follow a schedule, for example a smaller step for the last
+        epoch of a training run.
+
     Examples
     --------
     A subclass implements :meth:`step`; the constructor has already checked
