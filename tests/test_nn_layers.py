@@ -99,6 +99,7 @@ def test_gradients_of_a_small_network_match_finite_differences():
                        Linear(4, 2, seed=2, dtype=np.float64), ReLU())
     x = rng.normal(size=(5, 3))
     check_gradients(lambda: (model(x) ** 2).sum(), model.parameters())
+    check_gradients(lambda: (model(x) ** 2).sum(), model.parameters(), order=2)
 
 
 def test_activation_layers_wrap_the_operations():
@@ -150,6 +151,7 @@ def test_affine_gradients_match_finite_differences(x_shape):
     z = Affine(x, w, b)
     np.testing.assert_allclose(z.value, x.value @ w.value + b.value)
     numeric_test(z)
+    numeric_test(z, order=2)
 
 
 def test_affine_skips_the_input_gradient_when_not_needed():

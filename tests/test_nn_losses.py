@@ -30,6 +30,7 @@ def test_gradient_matches_finite_differences(shape):
     logits = Parameter(rng.normal(size=shape))
     labels = rng.integers(0, shape[1], size=shape[0])
     numeric_test(SoftmaxCrossEntropy(logits, labels=labels))
+    numeric_test(SoftmaxCrossEntropy(logits, labels=labels), order=2)
 
 
 def test_gradient_is_softmax_minus_one_hot_over_n():

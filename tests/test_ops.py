@@ -9,7 +9,9 @@ import pytest
 
 from autodiff import (
     MSE,
+    Abs,
     Add,
+    BroadcastTo,
     Div,
     Exp,
     GetItem,
@@ -17,6 +19,7 @@ from autodiff import (
     Input,
     Log,
     MatMul,
+    Maximum,
     Mean,
     Mul,
     Neg,
@@ -24,11 +27,13 @@ from autodiff import (
     Pow,
     ReLU,
     Reshape,
+    ScatterAdd,
     Sigmoid,
     Sub,
     Sum,
     Tanh,
     Transpose,
+    Where,
     backprop,
     numeric_test,
 )
@@ -64,6 +69,7 @@ UNARY = {
     "Exp": (Exp, lambda rng, s: rng.normal(size=s)),
     "Log": (Log, lambda rng, s: rng.uniform(0.5, 3.0, size=s)),
     "ReLU": (ReLU, lambda rng, s: away_from_zero(rng, s, 0.1)),
+    "Abs": (Abs, lambda rng, s: away_from_zero(rng, s, 0.1)),
     "Sigmoid": (Sigmoid, lambda rng, s: 3 * rng.normal(size=s)),
     "Tanh": (Tanh, lambda rng, s: 2 * rng.normal(size=s)),
 }
@@ -77,6 +83,7 @@ def test_unary_gradient(name: str, shape: tuple[int, ...], rng: np.random.Genera
     z = operation(x)
     assert z.shape == shape
     numeric_test(z)
+    numeric_test(z, order=2)
 
 
 def test_unary_values() -> None:
@@ -135,8 +142,9 @@ def binary_values(name: str, rng: np.random.Generator, shape: tuple[int, ...], p
     return rng.normal(size=shape)
 
 
-BINARY = {"Add": Add, "Sub": Sub, "Mul": Mul, "Div": Div, "Pow": Pow, "MSE": MSE}
+BINARY = {"Add": Add, "Sub": Sub, "Mul": Mul, "Div": Div, "Pow": Pow, "MSE": MSE, "Maximum": Maximum}
 NUMPY = {
+    "Maximum": np.maximum,
     "Add": np.add,
     "Sub": np.subtract,
     "Mul": np.multiply,
@@ -154,6 +162,7 @@ def test_binary_gradient(name: str, pair: tuple[tuple[int, ...], tuple[int, ...]
     z = BINARY[name](x, y)
     np.testing.assert_allclose(z.value, NUMPY[name](x.value, y.value))
     numeric_test(z)
+    numeric_test(z, order=2)
     # Through backprop too: each gradient has its input's shape.
     gradients = backprop(z.sum())
     assert gradients[x].shape == pair[0]
@@ -200,9 +209,11 @@ def test_mse_exercise_examples() -> None:
     z = MSE(Parameter(1.0), Parameter(-1.0))
     np.testing.assert_allclose(z.value, 4.0)
     numeric_test(z)
+    numeric_test(z, order=2)
     z = MSE(Parameter(np.ones(4)), Parameter([1, 1, 1, 0.0]))
     np.testing.assert_allclose(z.value, 0.25)
     numeric_test(z)
+    numeric_test(z, order=2)
 
 
 # ------------------------------------------------------------------------------ Pow
@@ -239,6 +250,7 @@ def test_pow_negative_base_with_integer_exponent_checks_numerically() -> None:
     # An integer exponent is not differentiable, so numeric_test only checks the base.
     z = Pow(Parameter([-2.0, -0.5, 1.5]), Input(np.array([3, 2, 4])))
     numeric_test(z)
+    numeric_test(z, order=2)
 
 
 def test_pow_reflected_and_constant_exponent() -> None:
@@ -273,6 +285,7 @@ def test_matmul_gradient(shapes: tuple[tuple[int, ...], tuple[int, ...]], rng: n
     z = x @ y
     np.testing.assert_allclose(z.value, x.value @ y.value)
     numeric_test(z)
+    numeric_test(z, order=2)
     gradients = backprop((z * rng.normal(size=z.shape)).sum())
     assert gradients[x].shape == shapes[0]
     assert gradients[y].shape == shapes[1]
@@ -314,13 +327,17 @@ def test_reduction_gradient(operation: type, axis: object, keepdims: bool, rng: 
         assert z.shape == expected.shape
         np.testing.assert_allclose(z.value, expected)
         numeric_test(z)
+        numeric_test(z, order=2)
 
 
 @pytest.mark.parametrize("operation", [Sum, Mean], ids=lambda c: c.__name__)
 def test_reduction_of_scalar_and_vector(operation: type, rng: np.random.Generator) -> None:
     numeric_test(operation(Parameter(1.5)))
+    numeric_test(operation(Parameter(1.5)), order=2)
     numeric_test(operation(Parameter(rng.normal(size=4)), axis=0))
+    numeric_test(operation(Parameter(rng.normal(size=4)), axis=0), order=2)
     numeric_test(operation(Parameter(rng.normal(size=4)), axis=-1, keepdims=True))
+    numeric_test(operation(Parameter(rng.normal(size=4)), axis=-1, keepdims=True), order=2)
 
 
 def test_mean_gradient_by_hand() -> None:
@@ -355,6 +372,7 @@ def test_getitem_gradient(name: str, rng: np.random.Generator) -> None:
     z = x[index]
     np.testing.assert_allclose(z.value, x.value[index])
     numeric_test(z)
+    numeric_test(z, order=2)
 
 
 def test_getitem_repeated_indices_accumulate() -> None:
@@ -383,6 +401,7 @@ def test_reshape_gradient(shape: tuple[int, ...], new_shape: tuple[int, ...], rn
     z = Reshape(x, shape=new_shape)
     np.testing.assert_allclose(z.value, np.reshape(x.value, new_shape))
     numeric_test(z)
+    numeric_test(z, order=2)
     assert backprop((z * rng.normal(size=z.shape)).sum())[x].shape == shape
 
 
@@ -396,6 +415,7 @@ def test_transpose_gradient(shape: tuple[int, ...], axes: tuple[int, ...] | None
     z = Transpose(x, axes=axes)
     np.testing.assert_allclose(z.value, np.transpose(x.value, axes))
     numeric_test(z)
+    numeric_test(z, order=2)
     weights = rng.normal(size=z.shape)
     np.testing.assert_allclose(backprop((z * weights).sum())[x], np.transpose(weights, np.argsort(axes) if axes else None))
 
@@ -404,10 +424,60 @@ def test_transpose_gradient(shape: tuple[int, ...], axes: tuple[int, ...] | None
 def test_transpose_with_negative_axes(rng: np.random.Generator, axes: tuple[int, ...]) -> None:
     # A square shape: a wrong inverse permutation would still have the right shape.
     numeric_test(Transpose(Parameter(rng.normal(size=(3, 3, 3))), axes=axes))
+    numeric_test(Transpose(Parameter(rng.normal(size=(3, 3, 3))), axes=axes), order=2)
     numeric_test(Transpose(Parameter(rng.normal(size=(2, 3, 4))), axes=axes))
+    numeric_test(Transpose(Parameter(rng.normal(size=(2, 3, 4))), axes=axes), order=2)
 
 
 def test_pow_skips_the_exponent_gradient_when_nobody_needs_it(rng: np.random.Generator) -> None:
     x = Parameter(rng.normal(size=(3, 2)))
     gradients = backprop((x ** 2).sum(), [x])
     np.testing.assert_allclose(gradients[x], 2 * x.value)
+
+
+# ------------------------------------------- Where, BroadcastTo and ScatterAdd
+@pytest.mark.parametrize("pair", PAIRS, ids=ids)
+def test_where_gradient(pair: tuple[tuple[int, ...], tuple[int, ...]], rng: np.random.Generator) -> None:
+    x = Parameter(rng.normal(size=pair[0]))
+    y = Parameter(rng.normal(size=pair[1]))
+    condition = rng.random(np.broadcast_shapes(*pair)) < 0.5
+    z = Where(x, y, condition=condition)
+    np.testing.assert_array_equal(z.value, np.where(condition, x.value, y.value))
+    numeric_test(z)
+    numeric_test(z, order=2)
+
+
+@pytest.mark.parametrize(
+    ("shape", "target"), [((), (3,)), ((2,), (3, 2)), ((3, 1), (3, 4)), ((1, 2), (5, 3, 2))], ids=str
+)
+def test_broadcast_to_gradient(shape: tuple[int, ...], target: tuple[int, ...], rng: np.random.Generator) -> None:
+    x = Parameter(rng.normal(size=shape))
+    z = BroadcastTo(x, shape=target)
+    np.testing.assert_array_equal(z.value, np.broadcast_to(x.value, target))
+    numeric_test(z)
+    numeric_test(z, order=2)
+
+
+@pytest.mark.parametrize("name", list(INDICES))
+def test_scatter_add_is_the_gradient_of_getitem(name: str, rng: np.random.Generator) -> None:
+    index = INDICES[name]
+    values = np.zeros((4, 2))[index]
+    x = Parameter(rng.normal(size=values.shape))
+    z = ScatterAdd(x, index=index, shape=(4, 2))
+    expected = np.zeros((4, 2))
+    np.add.at(expected, index, x.value)
+    np.testing.assert_allclose(z.value, expected)
+    numeric_test(z)
+    numeric_test(z, order=2)
+
+
+def test_maximum_gives_a_tie_to_its_first_input() -> None:
+    x, y = Parameter([1.0, 2.0]), Parameter([1.0, 3.0])
+    gradients = backprop(Maximum(x, y).sum())
+    np.testing.assert_array_equal(gradients[x], [1.0, 0.0])
+    np.testing.assert_array_equal(gradients[y], [0.0, 1.0])
+
+
+def test_abs_has_slope_zero_at_zero() -> None:
+    x = Parameter([-2.0, 0.0, 3.0])
+    np.testing.assert_array_equal(backprop(abs(x).sum())[x], [-1.0, 0.0, 1.0])

@@ -200,13 +200,12 @@ class Momentum(Optimizer):
 
     def step(self, gradients: Mapping[Variable, Any]) -> None:
         """Update every parameter in place from ``gradients``."""
-        for parameter, gradient, velocity, buffer in zip(
-            self.parameters, self._gradients(gradients), self.velocities, self._buffers
+        for parameter, gradient, velocity in zip(
+            self.parameters, self._gradients(gradients), self.velocities
         ):
-            velocity *= self.momentum
+            velocity *= self.momentum  # v <- mu v + g, in the velocity's own array
             velocity += gradient
-            np.multiply(velocity, self.learning_rate, out=buffer)
-            parameter.value -= buffer
+            parameter.value -= self.learning_rate * velocity
 
 
 class Adam(Optimizer):
@@ -252,23 +251,13 @@ class Adam(Optimizer):
 
     def step(self, gradients: Mapping[Variable, Any]) -> None:
         """Update every parameter in place from ``gradients``."""
-        grads = self._gradients(gradients)
         self.steps += 1
-        step_size = self.learning_rate / (1 - self.beta1**self.steps)
-        root_correction = np.sqrt(1 - self.beta2**self.steps)
-        for parameter, gradient, mean, variance, buffer in zip(
-            self.parameters, grads, self.means, self.variances, self._buffers
+        t, beta1, beta2 = self.steps, self.beta1, self.beta2
+        for parameter, g, m, v in zip(
+            self.parameters, self._gradients(gradients), self.means, self.variances
         ):
-            mean *= self.beta1
-            np.multiply(gradient, 1 - self.beta1, out=buffer)
-            mean += buffer
-            variance *= self.beta2
-            np.multiply(gradient, gradient, out=buffer)
-            buffer *= 1 - self.beta2
-            variance += buffer
-            np.sqrt(variance, out=buffer)
-            buffer /= root_correction
-            buffer += self.eps
-            np.divide(mean, buffer, out=buffer)
-            buffer *= step_size
-            parameter.value -= buffer
+            m[...] = beta1 * m + (1 - beta1) * g  # the running statistics keep their arrays
+            v[...] = beta2 * v + (1 - beta2) * g * g
+            m_hat = m / (1 - beta1**t)
+            v_hat = v / (1 - beta2**t)
+            parameter.value -= self.learning_rate * m_hat / (np.sqrt(v_hat) + self.eps)

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from autodiff.core import Variable, backprop
+from autodiff.core import Variable, backprop, no_grad
 from autodiff.nn.data import batches
 from autodiff.nn.layers import make_rng
 from autodiff.nn.losses import accuracy, cross_entropy
@@ -66,8 +66,9 @@ def _accuracy_if_classes(logits: Variable | np.ndarray, labels: Any) -> float:
 def predict(model: Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """The model's outputs (for a classifier: the logits) for all ``images``.
 
-    The images go through the model ``batch_size`` at a time, which bounds
-    the memory that the recorded graph takes.
+    The images go through the model ``batch_size`` at a time, under
+    :func:`~autodiff.core.no_grad`: no graph is recorded, so each batch's
+    intermediate arrays are freed as soon as the batch is done.
 
     Examples
     --------
@@ -80,10 +81,11 @@ def predict(model: Model, images: np.ndarray, batch_size: int = 1000) -> np.ndar
     >>> bool(np.allclose(logits, model(images).value))   # the same as one big batch
     True
     """
-    outputs = [
-        model(images[start : start + batch_size]).value
-        for start in range(0, len(images), batch_size)
-    ]
+    with no_grad():
+        outputs = [
+            model(images[start : start + batch_size]).value
+            for start in range(0, len(images), batch_size)
+        ]
     return np.concatenate(outputs)
 
 
@@ -106,7 +108,9 @@ def evaluate(
     True
     """
     logits = predict(model, images, batch_size)
-    return float(loss_function(logits, labels).value), _accuracy_if_classes(logits, labels)
+    with no_grad():
+        loss = float(loss_function(logits, labels).value)
+    return loss, _accuracy_if_classes(logits, labels)
 
 
 @dataclass
