@@ -327,7 +327,7 @@ def download(
     path = Path(path)
     digest = hashlib.sha256()
     written = 0
-    with atomic_file(path) as output:
+    with atomic_file(path, "download") as output:
         try:
             response = urllib.request.urlopen(url, timeout=timeout)
         except urllib.error.HTTPError as error:

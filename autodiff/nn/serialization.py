@@ -10,9 +10,13 @@ Two formats, chosen by the file's suffix:
   that a load can check them. Floats are written with enough digits to come
   back bit for bit.
 
-Both writes are atomic: the data goes to a temporary file in the target
-folder, which then replaces the target in one step (:func:`os.replace`). A
-crash during the write leaves the old file as it was.
+Both writes are atomic: the data go to a temporary file in the target
+folder, which is flushed to the disk and then replaces the target in one
+step (:func:`os.replace`). A crash, a kill or a power cut during the write
+leaves the old file as it was; a failed write (a full disk) raises an
+:class:`OSError` that names the file. A process killed while saving leaves
+its hidden temporary file ``.NAME.RANDOM.part`` beside the target; nothing
+reads it, and it can be deleted.
 
 Loading checks every name, shape and dtype first, and changes nothing
 unless all of them fit; otherwise it raises one error that lists every
@@ -30,9 +34,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
@@ -97,11 +101,6 @@ def named_parameters(source: Any) -> dict[str, Parameter]:
     return result
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    with atomic_file(path) as file:
-        write(file)
-
-
 def _format_of(path: Path, where: str) -> str:
     suffix = path.suffix.lower()
     if suffix not in (".npz", ".json"):
@@ -127,6 +126,12 @@ def save_parameters(source: Any, path: str | os.PathLike[str]) -> Path:
     pathlib.Path
         ``path``.
 
+    Raises
+    ------
+    OSError
+        If the file cannot be written (a full disk, a missing folder); the
+        message names it, and the old file is left as it was.
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -144,10 +149,8 @@ def save_parameters(source: Any, path: str | os.PathLike[str]) -> Path:
     if kind == "npz":
         arrays = {name: p.value for name, p in parameters.items()}
 
-        def write_npz(file: IO[bytes]) -> None:
+        with atomic_file(path, "save_parameters") as file:
             np.savez(file, **arrays)  # type: ignore[arg-type]  # the stubs expect allow_pickle
-
-        _atomic_write(path, write_npz)
     else:
         document = {
             "format": _JSON_FORMAT,
@@ -157,11 +160,8 @@ def save_parameters(source: Any, path: str | os.PathLike[str]) -> Path:
             },
         }
         data = json.dumps(document).encode()
-
-        def write_json(file: IO[bytes]) -> None:
+        with atomic_file(path, "save_parameters") as file:
             file.write(data)
-
-        _atomic_write(path, write_json)
     return path
 
 

@@ -1,0 +1,316 @@
+"""Fault injection for the files the package writes and reads.
+
+- Processes killed with SIGKILL at random moments while they save.
+- A full or failing disk (ENOSPC, EIO) during the write and during the flush.
+- Threads that save while another one loads.
+
+The tests marked ``slow`` run in ``make test`` too.
+"""
+
+import errno
+import itertools
+import multiprocessing
+import os
+import re
+import signal
+import stat
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from autodiff import Parameter
+from autodiff.nn import load_parameters, save_parameters
+from autodiff.nn import _files
+
+
+def model(seed=0, size=12):
+    """A mapping {name: Parameter} of float32 values, like a small layer's."""
+    rng = np.random.default_rng(seed)
+    return {
+        "weight": Parameter(rng.normal(size=(size, 4)).astype(np.float32)),
+        "bias": Parameter(rng.normal(size=4).astype(np.float32)),
+    }
+
+
+def values(parameters):
+    return {name: p.value.copy() for name, p in parameters.items()}
+
+
+def assert_unchanged(parameters, before, what=""):
+    for name, p in parameters.items():
+        np.testing.assert_array_equal(p.value, before[name], err_msg=what)
+
+
+def leftovers(folder, keep):
+    return sorted(name for name in os.listdir(folder) if name not in keep)
+
+
+# -- killed mid-save ---------------------------------------------------------------
+
+KILLS_PER_FORMAT = 30  # 60 kills in all
+STARTED, WRITING, FINISHED = range(3)  # what the saving process records, by version
+
+
+def save_forever(path, size, first_version, progress):
+    """In a child process: save version 1, 2, ... of a model whose values all
+    equal the version. ``progress`` records the last version started, the
+    last whose temporary file was created, and the last finished."""
+    real_open_temporary = _files._open_temporary
+
+    def open_temporary(target):
+        progress[WRITING] = progress[STARTED]
+        return real_open_temporary(target)
+    _files._open_temporary = open_temporary  # in this process only
+
+    parameters = {f"w{i}": Parameter(np.zeros(size, np.float32)) for i in range(4)}
+    for version in itertools.count(first_version):
+        for p in parameters.values():
+            p.value.fill(version)
+        progress[STARTED] = version
+        save_parameters(parameters, path)
+        progress[FINISHED] = version
+
+
+def version_in(path, size):
+    """Load the file and return the one value it holds everywhere."""
+    parameters = {f"w{i}": Parameter(np.full(size, -1, np.float32)) for i in range(4)}
+    load_parameters(parameters, path)
+    found = np.unique(np.concatenate([p.value for p in parameters.values()]))
+    assert len(found) == 1, f"{path} mixes versions {found}"
+    return int(found[0])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
+                    reason="needs fork to start the saving processes quickly")
+@pytest.mark.parametrize("suffix, size", [(".npz", 500_000), (".json", 25_000)])
+def test_a_save_killed_at_a_random_moment_leaves_the_old_or_the_new_file(tmp_path, suffix, size):
+    # 8 MB of npz or 100,000 numbers in JSON: a save takes some 30 ms. The
+    # processes are forked from this one, which has already imported NumPy;
+    # a new interpreter would take ten times longer to start.
+    context = multiprocessing.get_context("fork")
+    rng = np.random.default_rng(13)
+    path = tmp_path / f"model{suffix}"
+    zeros = {f"w{i}": Parameter(np.zeros(size, np.float32)) for i in range(4)}
+    save_parameters(zeros, path)  # version 0
+    on_disk, killed_mid_save, killed_writing = 0, 0, 0
+    for kill in range(KILLS_PER_FORMAT):
+        progress = context.Array("q", [on_disk] * 3, lock=False)
+        child = context.Process(target=save_forever, args=(path, size, on_disk + 1, progress))
+        child.start()
+        if kill % 2 == 0:  # at any moment of the first few saves
+            time.sleep(rng.uniform(0.0, 0.1))
+        else:  # soon after a temporary file is made: while it is written, flushed, renamed
+            deadline = time.monotonic() + 10
+            while progress[WRITING] == on_disk and time.monotonic() < deadline:
+                time.sleep(0.0002)
+            time.sleep(rng.uniform(0.0, 0.005))
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+        assert child.exitcode == -signal.SIGKILL  # killed, not failed on its own
+        started, writing, finished = progress
+        version = version_in(path, size)
+        assert version in (finished, started), (version, started, finished)
+        killed_mid_save += started != finished
+        killed_writing += writing == started != finished
+        on_disk = version
+    # The kills really hit saves, and a good part of them the writing of the file.
+    assert killed_mid_save >= KILLS_PER_FORMAT // 2
+    assert killed_writing >= KILLS_PER_FORMAT // 4
+    # What a kill leaves is what the documentation of atomic_file says:
+    # hidden files .NAME.RANDOM.part beside the target, never the target.
+    for name in leftovers(tmp_path, keep={path.name}):
+        assert re.fullmatch(rf"\.{re.escape(path.name)}\.[0-9a-f]{{12}}\.part", name), name
+    assert len(leftovers(tmp_path, keep={path.name})) <= killed_writing
+    save_parameters(zeros, path)  # and the next save works as usual
+    assert version_in(path, size) == 0
+
+
+# -- a full or failing disk --------------------------------------------------------
+
+
+class FailingFile:
+    """A file that fails as a full or broken disk does: the write that would
+    go past ``room`` bytes writes what fits, then raises ``OSError(number)``."""
+
+    def __init__(self, file, number, room):
+        self.file, self.number, self.room = file, number, room
+
+    def write(self, data):
+        if len(data) > self.room:
+            self.file.write(bytes(data[: self.room]))
+            self.room = 0
+            raise OSError(self.number, os.strerror(self.number))
+        self.room -= len(data)
+        return self.file.write(data)
+
+    def __getattr__(self, name):  # tell, seek, flush, fileno, ... of the real file
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.file.close()
+
+
+def inject_failing_disk(monkeypatch, number, moment, room=0):
+    """Make the temporary files of atomic_file fail at the first write past
+    ``room`` bytes, or in os.fsync."""
+    real_open, real_fsync = _files._open_temporary, os.fsync
+    temporary_handles = []
+
+    def open_failing(path):
+        temporary, file = real_open(path)
+        temporary_handles.append(file.fileno())
+        return temporary, (file if moment == "fsync" else FailingFile(file, number, room))
+
+    def fsync_failing(handle):
+        if handle in temporary_handles:
+            raise OSError(number, os.strerror(number))
+        real_fsync(handle)
+
+    monkeypatch.setattr(_files, "_open_temporary", open_failing)
+    if moment == "fsync":
+        monkeypatch.setattr(os, "fsync", fsync_failing)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+@pytest.mark.parametrize("number", [errno.ENOSPC, errno.EIO], ids=["ENOSPC", "EIO"])
+@pytest.mark.parametrize("moment", ["first write", "halfway", "fsync"])
+def test_a_failing_disk_names_the_file_keeps_the_old_one_and_leaves_no_temporary(
+        tmp_path, monkeypatch, suffix, number, moment):
+    path = tmp_path / f"model{suffix}"
+    save_parameters(model(seed=0), path)
+    old = path.read_bytes()
+    inject_failing_disk(monkeypatch, number, moment, room=0 if moment == "first write"
+                        else len(old) // 2)
+    with pytest.raises(OSError) as caught:
+        save_parameters(model(seed=1), path)
+    assert caught.value.errno == number
+    message = str(caught.value)
+    assert message.startswith(f"[Errno {number}] save_parameters: could not write {path}")
+    assert os.strerror(number) in message
+    assert path.read_bytes() == old
+    assert leftovers(tmp_path, keep={path.name}) == []
+
+
+def test_a_missing_folder_is_named_with_the_file(tmp_path):
+    path = tmp_path / "no such folder" / "model.npz"
+    with pytest.raises(FileNotFoundError, match=f"save_parameters: could not write {path}"):
+        save_parameters(model(), path)
+
+
+def fsync_failing_on_folders(monkeypatch, number):
+    real_fsync = os.fsync
+
+    def fsync(handle):
+        if stat.S_ISDIR(os.fstat(handle).st_mode):
+            raise OSError(number, os.strerror(number))
+        real_fsync(handle)
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECTORY"), reason="folders are flushed on POSIX only")
+def test_a_folder_that_fails_to_flush_is_reported_after_the_rename(tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    fsync_failing_on_folders(monkeypatch, errno.EIO)
+    with pytest.raises(OSError, match="may not survive a power cut") as caught:
+        save_parameters(model(seed=3), path)
+    assert caught.value.errno == errno.EIO and str(path) in str(caught.value)
+    target = model(seed=4)
+    load_parameters(target, path)  # the new file is in place
+    assert_unchanged(target, values(model(seed=3)))
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECTORY"), reason="folders are flushed on POSIX only")
+def test_a_file_system_that_cannot_flush_folders_is_no_error(tmp_path, monkeypatch):
+    fsync_failing_on_folders(monkeypatch, errno.EINVAL)
+    save_parameters(model(seed=3), tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_the_data_reach_the_disk_before_the_rename_and_the_rename_after(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(handle):
+        events.append("flush folder" if stat.S_ISDIR(os.fstat(handle).st_mode) else "flush file")
+        real_fsync(handle)
+
+    def replace(source, target):
+        events.append("rename")
+        real_replace(source, target)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    save_parameters(model(), tmp_path / "model.json")
+    folder_flush = ["flush folder"] if hasattr(os, "O_DIRECTORY") else []
+    assert events == ["flush file", "rename", *folder_flush]
+
+
+def test_saving_never_reads_the_umask(tmp_path, monkeypatch):
+    # Reading the umask means setting it: for that instant, every file that
+    # another thread creates would be open to all.
+    real_umask = os.umask
+
+    def umask(mask):
+        raise AssertionError("os.umask was called")
+    old = real_umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", umask)
+        path = save_parameters(model(), tmp_path / "model.npz")
+    finally:
+        real_umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # 0o666 less the umask
+
+
+# -- threads -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_threads_save_while_a_third_loads_and_nothing_is_lost(tmp_path):
+    saves, size = 100, 5_000
+    paths = {"npz": tmp_path / "a.npz", "json": tmp_path / "b.json"}
+    seen = {kind: [] for kind in paths}
+    failures = []
+
+    def parameters(version):
+        return {f"w{i}": Parameter(np.full(size, version, np.float32)) for i in range(2)}
+
+    def save(kind):
+        try:
+            for version in range(1, saves + 1):
+                save_parameters(parameters(version), paths[kind])
+        except BaseException as error:  # reported by the main thread
+            failures.append(error)
+
+    def load():
+        try:
+            while any(thread.is_alive() for thread in savers):
+                for kind, path in paths.items():
+                    target = parameters(-1)
+                    load_parameters(target, path)
+                    found = np.unique(np.concatenate([p.value for p in target.values()]))
+                    assert len(found) == 1, f"{path} mixes versions {found}"
+                    seen[kind].append(int(found[0]))
+        except BaseException as error:
+            failures.append(error)
+
+    for path in paths.values():
+        save_parameters(parameters(0), path)
+    savers = [threading.Thread(target=save, args=(kind,)) for kind in paths]
+    loader = threading.Thread(target=load)
+    for thread in [*savers, loader]:
+        thread.start()
+    for thread in [*savers, loader]:
+        thread.join()
+    assert failures == []
+    for kind, path in paths.items():
+        assert seen[kind] == sorted(seen[kind])  # never an older version after a newer one
+        target = parameters(-1)
+        load_parameters(target, path)
+        assert all((p.value == saves).all() for p in target.values())  # the last save
+        assert len(set(seen[kind])) > 10  # the loads really ran among the saves
+    assert sorted(os.listdir(tmp_path)) == ["a.npz", "b.json"]
