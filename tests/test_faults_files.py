@@ -2,20 +2,26 @@
 
 - Processes killed with SIGKILL at random moments while they save.
 - A full or failing disk (ENOSPC, EIO) during the write and during the flush.
+- Damaged parameter files: cut short at 20 places, a byte changed at 20
+  places, empty, a folder, a file of another kind.
 - Threads that save while another one loads.
 
 The tests marked ``slow`` run in ``make test`` too.
 """
 
 import errno
+import gzip
 import itertools
+import json
 import multiprocessing
 import os
 import re
 import signal
 import stat
+import struct
 import threading
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -41,6 +47,27 @@ def values(parameters):
 def assert_unchanged(parameters, before, what=""):
     for name, p in parameters.items():
         np.testing.assert_array_equal(p.value, before[name], err_msg=what)
+
+
+def damaged_copies(body, rng):
+    """``(what, bytes)``: ``body`` cut at 20 places spread over it, then 20
+    copies with the byte at a random place changed."""
+    for cut in np.linspace(1, len(body) - 1, 20, dtype=int):
+        yield f"cut to {cut} of {len(body)} bytes", body[:cut]
+    for position in rng.choice(len(body), size=20, replace=False):
+        copy = bytearray(body)
+        copy[position] ^= int(rng.integers(1, 256))
+        yield f"byte {position} of {len(body)} changed", bytes(copy)
+
+
+def png_bytes():
+    """A valid 1 x 1 PNG image."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)  # 1 x 1, 8-bit grey
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00\x00")) + chunk(b"IEND", b""))
 
 
 def leftovers(folder, keep):
@@ -264,6 +291,108 @@ def test_saving_never_reads_the_umask(tmp_path, monkeypatch):
     finally:
         real_umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640  # 0o666 less the umask
+
+
+# -- damaged parameter files -------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_damaged_parameter_files_are_refused_and_change_nothing(tmp_path, rng, suffix):
+    source = values(model(seed=0))
+    original = save_parameters(model(seed=0), tmp_path / f"original{suffix}").read_bytes()
+    path = tmp_path / f"model{suffix}"
+    target = model(seed=1)
+    before = values(target)
+    refused = 0
+    for what, body in damaged_copies(original, rng):
+        path.write_bytes(body)
+        try:
+            load_parameters(target, path)
+        except ValueError as error:  # ParameterMismatchError is one
+            message = str(error)
+            assert message.startswith(f"load_parameters: {path}") or \
+                message.startswith(f"load_parameters: in {path}"), (what, message)
+            assert_unchanged(target, before, what)
+            refused += 1
+            continue
+        # The damage missed every check. A cut file never does; in an .npz
+        # file, a CRC-32 guards every value, so they must all be right. JSON
+        # has no checksum: a changed digit is a different number, one at most.
+        assert what.startswith("byte"), what
+        wrong = sum(int((target[name].value != value).sum()) for name, value in source.items())
+        assert wrong == 0 if suffix == ".npz" else wrong <= 1, what
+        for name, value in before.items():
+            target[name].value[...] = value
+    assert refused >= 20  # at least every cut copy
+
+
+def other_kinds(tmp_path, suffix):
+    """Files named ``*{suffix}`` that are not parameter files of that format."""
+    npz = save_parameters(model(), tmp_path / "real.npz").read_bytes()
+    as_json = save_parameters(model(), tmp_path / "real.json").read_bytes()
+    return {
+        "empty": b"",
+        "the other format": as_json if suffix == ".npz" else npz,
+        "a PNG image": png_bytes(),
+        "a gzip file": gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x01\x07"),
+        "an .npy array": b"\x93NUMPY\x01\x00" + b"v" * 118,
+        "JSON of another kind": json.dumps({"weights": [1.0]}).encode(),
+        "a JSON list of strings": json.dumps(["a", "b"]).encode(),
+        "an entry without a shape": json.dumps({"format": "autodiff-parameters", "parameters": {
+            "weight": {"dtype": "float32", "value": [1.0]}}}).encode(),
+        "a shape that is not a list": json.dumps({"format": "autodiff-parameters", "parameters": {
+            "weight": {"dtype": "float32", "shape": 3, "value": [1.0]}}}).encode(),
+        "parameters that are a list": json.dumps(
+            {"format": "autodiff-parameters", "parameters": [1, 2]}).encode(),
+    }
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_files_of_another_kind_and_folders_are_refused_with_the_file_named(tmp_path, suffix):
+    target = model(seed=1)
+    before = values(target)
+    cases = other_kinds(tmp_path, suffix)
+    for what, body in cases.items():
+        path = tmp_path / f"model{suffix}"
+        path.write_bytes(body)
+        with pytest.raises(ValueError) as caught:
+            load_parameters(target, path)
+        assert str(path) in str(caught.value) and "load_parameters" in str(caught.value), what
+        assert_unchanged(target, before, what)
+    folder = tmp_path / f"folder{suffix}"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=f"load_parameters: {folder} is a folder"):
+        load_parameters(target, folder)
+    with pytest.raises(FileNotFoundError, match=f"load_parameters: no file {tmp_path / 'gone'}"):
+        load_parameters(target, tmp_path / f"gone{suffix}")
+    assert_unchanged(target, before)
+
+
+def test_the_messages_say_what_was_wrong(tmp_path):
+    path = tmp_path / "model.json"
+    cases = other_kinds(tmp_path, ".json")
+    expected = {
+        "empty": "is not valid JSON",
+        "the other format": "is not valid JSON",
+        "an entry without a shape": "'weight' is damaged: it needs a dtype, a shape and a value, "
+                                    "but holds ['dtype', 'value']",
+        "a shape that is not a list": "the shape of 'weight' is damaged: 3 is not a list",
+        "a JSON list of strings": "the value of 'weight' is damaged",
+        "parameters that are a list": "is not a parameter file written by save_parameters",
+    }
+    for what, text in expected.items():
+        path.write_bytes(cases[what])
+        with pytest.raises(ValueError, match=re.escape(text)):
+            load_parameters(model(), path)
+    path = tmp_path / "model.npz"
+    for what, text in [("empty", "is not an .npz file: it is empty"),
+                       ("a PNG image", "does not start as a zip archive does")]:
+        path.write_bytes(cases[what])
+        with pytest.raises(ValueError, match=re.escape(text)):
+            load_parameters(model(), path)
+    path.write_bytes(save_parameters(model(), tmp_path / "real.npz").read_bytes()[:-30])
+    with pytest.raises(ValueError, match=re.escape(f"{path} is damaged or incomplete (BadZipFile")):
+        load_parameters(model(), path)
 
 
 # -- threads -----------------------------------------------------------------------
