@@ -2,8 +2,8 @@
 
 - Processes killed with SIGKILL at random moments while they save.
 - A full or failing disk (ENOSPC, EIO) during the write and during the flush.
-- Damaged parameter files: cut short at 20 places, a byte changed at 20
-  places, empty, a folder, a file of another kind.
+- Damaged parameter files and MNIST files: cut short at 20 places, a byte
+  changed at 20 places, empty, a folder, a file of another kind.
 - Threads that save while another one loads.
 
 The tests marked ``slow`` run in ``make test`` too.
@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from autodiff import Parameter
-from autodiff.nn import load_parameters, save_parameters
+from autodiff.nn import IDXError, load_mnist, load_parameters, read_idx, save_parameters
 from autodiff.nn import _files
 
 
@@ -393,6 +393,91 @@ def test_the_messages_say_what_was_wrong(tmp_path):
     path.write_bytes(save_parameters(model(), tmp_path / "real.npz").read_bytes()[:-30])
     with pytest.raises(ValueError, match=re.escape(f"{path} is damaged or incomplete (BadZipFile")):
         load_parameters(model(), path)
+
+
+# -- damaged MNIST files -----------------------------------------------------------
+
+MNIST_NAMES = {
+    "train-images-idx3-ubyte": 2051,
+    "train-labels-idx1-ubyte": 2049,
+    "t10k-images-idx3-ubyte": 2051,
+    "t10k-labels-idx1-ubyte": 2049,
+}
+
+
+def idx_bytes(array):
+    """An IDX file of unsigned bytes: magic (0, 0, 8, ndim), the dimensions, the data."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def fake_mnist():
+    """Four small IDX files as MNIST's: {name without .gz: array}."""
+    rng = np.random.default_rng(0)
+    return {
+        "train-images-idx3-ubyte": rng.integers(0, 256, size=(30, 28, 28)),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, size=30),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, size=(24, 28, 28)),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, size=24),
+    }
+
+
+@pytest.mark.parametrize("name", MNIST_NAMES)
+def test_damaged_gzip_mnist_files_are_refused_with_the_file_named(tmp_path, rng, name):
+    arrays = fake_mnist()
+    for other, array in arrays.items():
+        (tmp_path / f"{other}.gz").write_bytes(gzip.compress(idx_bytes(array), mtime=0))
+    path = tmp_path / f"{name}.gz"
+    original = path.read_bytes()
+    refused = 0
+    for what, body in damaged_copies(original, rng):
+        path.write_bytes(body)
+        try:
+            data = load_mnist(tmp_path, download=False)
+        except IDXError as error:
+            assert str(path) in str(error), (what, str(error))
+            refused += 1
+            continue
+        # gzip's CRC-32 guards the data: what loads is the original.
+        assert what.startswith("byte"), what
+        split, kind = name.split("-")[:2]
+        loaded = getattr(data, f"{'train' if split == 'train' else 'test'}_{kind}")
+        expected = arrays[name] / 256 if kind == "images" else arrays[name]
+        np.testing.assert_array_equal(loaded, expected, err_msg=what)
+    assert refused >= 20
+    for what, body in [("empty", b""), ("a PNG", png_bytes()),
+                       ("an npz", save_parameters(model(), tmp_path / "m.npz").read_bytes())]:
+        path.write_bytes(body)
+        with pytest.raises(IDXError, match=re.escape(str(path))):
+            load_mnist(tmp_path, download=False)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(IDXError, match=re.escape(f"{path}: a folder")):
+        load_mnist(tmp_path, download=False)
+
+
+@pytest.mark.parametrize("name", MNIST_NAMES)
+def test_damaged_raw_idx_files_are_refused_or_differ_in_one_byte(tmp_path, rng, name):
+    array = fake_mnist()[name]
+    path = tmp_path / name
+    original = idx_bytes(array)
+    refused = 0
+    for what, body in damaged_copies(original, rng):
+        path.write_bytes(body)
+        try:
+            loaded = read_idx(path, magic=MNIST_NAMES[name])
+        except IDXError as error:
+            assert str(path) in str(error), (what, str(error))
+            refused += 1
+            continue
+        # A raw IDX file has no checksum: a changed pixel or label goes unseen.
+        assert what.startswith("byte"), what
+        assert loaded.shape == array.shape and (loaded != array).sum() == 1, what
+    assert refused >= 20
+    for body in [b"", png_bytes(), gzip.compress(original)]:
+        path.write_bytes(body)
+        with pytest.raises(IDXError, match=re.escape(str(path))):
+            read_idx(path, magic=MNIST_NAMES[name])
 
 
 # -- threads -----------------------------------------------------------------------

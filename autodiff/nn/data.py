@@ -25,6 +25,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import sys
 import urllib.error
@@ -189,9 +190,10 @@ def read_idx(path: str | os.PathLike[str], magic: int | None = None) -> np.ndarr
     Raises
     ------
     IDXError
-        If the file is not valid gzip, has another magic number, or holds
-        fewer or more bytes than its header announces. The message names
-        the file.
+        If the file is a folder, is not valid gzip, has another magic number,
+        or holds fewer or more bytes than its header announces. The message
+        names the file. (A raw IDX file has no checksum: a changed byte among
+        the pixels goes unnoticed. A gzip file has one, CRC-32.)
 
     Examples
     --------
@@ -206,6 +208,8 @@ def read_idx(path: str | os.PathLike[str], magic: int | None = None) -> np.ndarr
         raw = path.read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(f"read_idx: no file {path}") from None
+    except IsADirectoryError:
+        raise IDXError(f"{path}: a folder, not an IDX file.") from None
     if path.suffix == ".gz":
         try:
             raw = gzip.decompress(raw)
@@ -233,7 +237,7 @@ def read_idx(path: str | os.PathLike[str], magic: int | None = None) -> np.ndarr
     if len(raw) < header:
         raise IDXError(f"{path}: truncated: the header announces {ndim} dimensions.")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape))
+    expected = header + math.prod(shape)  # exact: NumPy's product of int64 can overflow
     if len(raw) != expected:
         what = "truncated" if len(raw) < expected else "has trailing bytes"
         raise IDXError(
