@@ -1,5 +1,7 @@
 """Tests of autodiff.nn.losses: softmax cross-entropy, MSE and accuracy."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -131,3 +133,26 @@ def test_accuracy_rejects_mismatched_or_empty_input():
         accuracy(np.zeros((3, 2)), np.array([0, 1]))
     with pytest.raises(ValueError, match="empty"):
         accuracy(np.zeros((0, 2)), np.zeros(0, dtype=int))
+
+
+@pytest.mark.parametrize("logits, labels", [
+    (np.zeros((0, 3)), np.zeros(0, dtype=int)),
+    (Parameter(np.zeros((0, 3))), Input(np.zeros(0, dtype=np.int64))),
+    (np.zeros((0, 3)), []),
+])
+def test_cross_entropy_on_an_empty_batch_is_an_error_not_nan(logits, labels):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no RuntimeWarning on the way
+        with pytest.raises(ValueError, match=r"cross_entropy: got an empty batch \(labels of "
+                                             r"shape \(0,\)\)"):
+            cross_entropy(logits, labels)
+
+
+def test_mse_on_an_empty_batch_is_an_error_not_nan():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"mse: got an empty batch \(prediction of shape "
+                                             r"\(0, 2\), target of shape \(0, 2\)\)"):
+            mse(Parameter(np.zeros((0, 2))), np.zeros((0, 2)))
+        with pytest.raises(ValueError, match="mse: got an empty batch"):
+            mse(Parameter(np.zeros((3, 2))), Input(np.zeros((0, 2))))

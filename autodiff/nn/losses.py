@@ -127,6 +127,11 @@ def cross_entropy(logits: Any, labels: Any) -> Variable:
 
     ``labels`` may be an array or an :class:`~autodiff.core.Input`.
 
+    Raises
+    ------
+    ValueError
+        If the batch is empty: the mean over no examples is undefined.
+
     Examples
     --------
     >>> from autodiff import Parameter
@@ -141,11 +146,22 @@ def cross_entropy(logits: Any, labels: Any) -> Variable:
                 "or an Input, not a computed Variable or a Parameter."
             )
         labels = labels.value
+    if np.size(labels) == 0:
+        raise ValueError(
+            f"cross_entropy: got an empty batch (labels of shape {np.shape(labels)}); "
+            "the mean loss over no examples is undefined. Check how the batch was cut."
+        )
     return SoftmaxCrossEntropy(logits, labels=labels)
 
 
 def mse(prediction: Any, target: Any) -> Variable:
     """Mean squared error; the fused :class:`~autodiff.ops.MSE` operation.
+
+    Raises
+    ------
+    ValueError
+        If the prediction or the target is empty: the mean over no values is
+        undefined.
 
     Examples
     --------
@@ -153,6 +169,13 @@ def mse(prediction: Any, target: Any) -> Variable:
     >>> float(mse(Parameter([1.0, 3.0]), np.array([0.0, 0.0])).value)
     5.0
     """
+    shapes = [x.shape if isinstance(x, Variable) else np.shape(x) for x in (prediction, target)]
+    if 0 in shapes[0] + shapes[1]:
+        raise ValueError(
+            f"mse: got an empty batch (prediction of shape {shapes[0]}, target of "
+            f"shape {shapes[1]}); the mean over no values is undefined. Check how "
+            "the batch was cut."
+        )
     return MSE(prediction, target)
 
 
