@@ -279,7 +279,8 @@ def load_parameters(target: Any, path: str | os.PathLike[str]) -> None:
 
     Every name in the file must be a parameter of ``target`` and vice versa,
     with the same shape and dtype. All of that is checked before any value
-    changes; the values are then copied into the existing arrays.
+    changes; the values are then copied into the existing arrays. On any
+    error, ``target`` is unchanged.
 
     Parameters
     ----------
@@ -298,8 +299,6 @@ def load_parameters(target: Any, path: str | os.PathLike[str]) -> None:
         folder; the message names it.
     FileNotFoundError
         If there is no such file.
-
-    On any error, ``target`` is unchanged.
 
     Examples
     --------
