@@ -834,6 +834,11 @@ class MSE(Operation):
 
     def apply(self, x, y):
         difference = x - y
+        if difference.size == 0:
+            raise ValueError(
+                f"MSE: got an empty batch (shapes {x.shape} and {y.shape}); the mean "
+                "over no values is undefined. Check how the batch was cut."
+            )
         z = (difference * difference).mean()
 
         def grad(gz):
@@ -918,6 +923,11 @@ def check_class_labels(labels: Any, logits_shape: tuple[int, ...], where: str) -
     ValueError: example: labels must lie in 0..2 (one per class of the logits), but range from 0 to 3.
     """
     array: np.ndarray = labels if type(labels) is np.ndarray else np.asarray(labels)
+    if array.size == 0:
+        raise ValueError(
+            f"{where}: got an empty batch (labels of shape {array.shape}); the mean "
+            "over no examples is undefined. Check how the batch was cut."
+        )
     if array.dtype.kind not in "iu":
         raise TypeError(
             f"{where}: labels must be integers (class indices), but got dtype "

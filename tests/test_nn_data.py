@@ -181,7 +181,7 @@ def test_connection_broken_mid_file_keeps_nothing(server, tmp_path):
     body = files[name]
     routes[f"/mnist/{name}"] = (200, body[: len(body) // 2], len(body))  # hangs up early
     with pytest.raises(DownloadError, match=url + name):
-        download(url + name, tmp_path / name, progress=False)
+        download(url + name, tmp_path / name, progress=False, retries=0)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -193,14 +193,16 @@ def test_server_error_is_reported_with_the_url(server, tmp_path, status):
     name = NAMES["test_labels"]
     routes[f"/mnist/{name}"] = (status, b"oops", None)
     with pytest.raises(DownloadError, match=rf"{status}.*{url + name}"):
-        load_mnist(tmp_path, url=url, checksums=checksums_of(files), progress=False)
+        load_mnist(tmp_path, url=url, checksums=checksums_of(files), progress=False,
+                   retries=0)
     assert not (tmp_path / name).exists() and leftovers(tmp_path) == []
 
 
 def test_unreachable_server_is_reported(tmp_path):
     # Port 9 on 127.0.0.1 (discard) is closed on any sane machine: connection refused.
     with pytest.raises(DownloadError, match="cannot reach"):
-        download("http://127.0.0.1:9/x.gz", tmp_path / "x.gz", progress=False, timeout=5)
+        download("http://127.0.0.1:9/x.gz", tmp_path / "x.gz", progress=False, timeout=5,
+                 retries=0)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,5 +1,7 @@
 """Tests of autodiff.nn.losses: softmax cross-entropy, MSE and accuracy."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -133,3 +135,29 @@ def test_accuracy_rejects_mismatched_or_empty_input():
         accuracy(np.zeros((3, 2)), np.array([0, 1]))
     with pytest.raises(ValueError, match="empty"):
         accuracy(np.zeros((0, 2)), np.zeros(0, dtype=int))
+
+
+@pytest.mark.parametrize("logits, labels", [
+    (np.zeros((0, 3)), np.zeros(0, dtype=int)),
+    (Parameter(np.zeros((0, 3))), Input(np.zeros(0, dtype=np.int64))),
+    (np.zeros((0, 3)), []),
+])
+def test_cross_entropy_on_an_empty_batch_is_an_error_not_nan(logits, labels):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no RuntimeWarning on the way
+        with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy: got an empty batch \(labels of "
+                                             r"shape \(0,\)\)"):
+            cross_entropy(logits, labels)
+        with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy: got an empty batch"):
+            SoftmaxCrossEntropy(logits, labels=np.zeros(0, dtype=np.int64))
+
+
+def test_mse_on_an_empty_batch_is_an_error_not_nan():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"MSE: got an empty batch \(shapes "
+                                             r"\(0, 2\) and \(0, 2\)\)"):
+            mse(Parameter(np.zeros((0, 2))), np.zeros((0, 2)))
+        # An empty target for a full prediction is a shape mismatch.
+        with pytest.raises(ValueError, match=r"MSE cannot combine inputs of shapes \(3, 2\) and \(0, 2\)"):
+            mse(Parameter(np.zeros((3, 2))), Input(np.zeros((0, 2))))

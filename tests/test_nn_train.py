@@ -5,7 +5,9 @@ import io
 import numpy as np
 import pytest
 
-from autodiff.nn import SGD, History, Momentum, evaluate, fit, mlp, mse, predict, train_step
+from autodiff.nn import (
+    SGD, History, Momentum, cross_entropy, evaluate, fit, mlp, mse, predict, train_step,
+)
 
 
 def blobs(n=200, seed=0):
@@ -118,3 +120,40 @@ def test_fit_refuses_an_empty_data_set():
     model = mlp(2, 4, 3)
     with pytest.raises(ValueError, match="at least one"):
         fit(model, SGD(model, 0.1), np.zeros((0, 2), np.float32), np.zeros(0, int), progress=False)
+
+
+def diverging_run(stop_on_nonfinite):
+    """fit with a learning rate far too high; returns the run's outcome and every batch's loss."""
+    x, y = blobs(n=64)
+    model = mlp(2, 16, 3, seed=0)
+    losses = []
+
+    def recording_loss(logits, labels):
+        loss = cross_entropy(logits, labels)
+        losses.append(float(loss.value))
+        return loss
+    with np.errstate(all="ignore"):  # the overflows on the way to NaN
+        try:
+            outcome = fit(model, SGD(model, 1e6), x, y, epochs=4, batch_size=8, progress=False,
+                          loss_function=recording_loss, stop_on_nonfinite=stop_on_nonfinite)
+        except FloatingPointError as error:
+            outcome = error
+    return outcome, losses
+
+
+def test_fit_stops_at_the_first_nonfinite_loss_naming_epoch_and_batch():
+    error, losses = diverging_run(stop_on_nonfinite=True)
+    assert isinstance(error, FloatingPointError)
+    assert not np.isfinite(losses[-1]) and np.isfinite(losses[:-1]).all()  # stopped at once
+    steps = 64 // 8
+    epoch, batch = divmod(len(losses) - 1, steps)
+    message = str(error)
+    assert f"at epoch {epoch + 1}, batch {batch + 1} of {steps}" in message
+    assert "smaller learning rate (this one is 1000000.0)" in message
+    assert "stop_on_nonfinite=False" in message
+
+
+def test_fit_goes_on_past_a_nonfinite_loss_when_asked():
+    history, losses = diverging_run(stop_on_nonfinite=False)
+    assert len(history.loss) == 4 and len(losses) == 4 * 64 // 8  # every epoch ran
+    assert np.isnan(history.loss[-1])

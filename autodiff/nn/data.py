@@ -11,10 +11,12 @@ Missing files are downloaded from a public mirror of the official files,
 with a progress bar. A download is written to a temporary file in the same
 folder, checked against the official size and SHA-256, and only then renamed
 to its final name, so an interrupted or corrupt download never leaves a file
-that looks complete. Files already in the folder (your own copy, or a
-subset of the training images) are checked by their IDX headers instead,
-since their checksums may differ. ``load_mnist(limit=n)`` keeps only the
-first ``n`` training images, for quick runs.
+that looks complete. Server errors and broken or stalled connections are
+tried again, twice by default; a redirect to another host is refused. Files
+already in the folder (your own copy, or a subset of the training images)
+are checked by their IDX headers instead, since their checksums may differ.
+``load_mnist(limit=n)`` keeps only the first ``n`` training images, for
+quick runs.
 
 The IDX format is a tiny header followed by raw bytes: a magic number
 (``2051`` for images, ``2049`` for labels) whose last byte is the number of
@@ -26,14 +28,17 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import sys
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 
@@ -115,10 +120,10 @@ class DownloadError(OSError):
     >>> import pathlib, tempfile
     >>> folder = tempfile.TemporaryDirectory()
     >>> missing = pathlib.Path(folder.name) / "missing.gz"
-    >>> download(missing.as_uri(), missing.with_name("copy.gz"), progress=False)
+    >>> download(missing.as_uri(), missing.with_name("copy.gz"), progress=False, retries=0)
     Traceback (most recent call last):
     ...
-    autodiff.nn.data.DownloadError: download: cannot reach file:///...missing.gz (...). Check the network, or copy the file to .../copy.gz yourself.
+    autodiff.nn.data.DownloadError: download: cannot reach file:///...missing.gz (...). Check the network, or copy the file to .../copy.gz yourself. Try again later.
     >>> folder.cleanup()
     """
 
@@ -190,9 +195,10 @@ def read_idx(path: str | os.PathLike[str], magic: int | None = None) -> np.ndarr
     Raises
     ------
     IDXError
-        If the file is not valid gzip, has another magic number, or holds
-        fewer or more bytes than its header announces. The message names
-        the file.
+        If the file is a folder, is not valid gzip, has another magic number,
+        or holds fewer or more bytes than its header announces. The message
+        names the file. (A raw IDX file has no checksum: a changed byte among
+        the pixels goes unnoticed. A gzip file has one, CRC-32.)
 
     Examples
     --------
@@ -207,6 +213,8 @@ def read_idx(path: str | os.PathLike[str], magic: int | None = None) -> np.ndarr
         raw = path.read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(f"read_idx: no file {path}") from None
+    except IsADirectoryError:
+        raise IDXError(f"{path}: a folder, not an IDX file.") from None
     if path.suffix == ".gz":
         try:
             raw = gzip.decompress(raw)
@@ -234,7 +242,7 @@ def read_idx(path: str | os.PathLike[str], magic: int | None = None) -> np.ndarr
     if len(raw) < header:
         raise IDXError(f"{path}: truncated: the header announces {ndim} dimensions.")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape))
+    expected = header + math.prod(shape)  # exact: NumPy's product of int64 can overflow
     if len(raw) != expected:
         what = "truncated" if len(raw) < expected else "has trailing bytes"
         raise IDXError(
@@ -260,6 +268,134 @@ def _read_labels(path: Path) -> np.ndarray:
     return labels
 
 
+# Why not pooch, the downloader of SciPy and scikit-image? pooch 1.9 also
+# downloads to a temporary file, checks the hash and renames. But its files end
+# with mode 0o600 whatever the umask; nothing is fsynced before or after the
+# rename; pooch.retrieve never retries (Pooch.fetch does, and retries a wrong
+# hash as well); it follows redirects to any host; with no size to check, it
+# reads a server that never stops until the disk is full; and its errors are
+# requests' own. It would also bring requests, platformdirs and packaging.
+
+
+class _TryAgain(DownloadError):
+    """A failure that may pass: a server error, or a connection that failed or stalled."""
+
+
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the same scheme, host and port.
+
+    A redirect to another host is refused: the checksums protect the MNIST
+    files, but :func:`download` may be called without one, and then the
+    host is all there is to trust.
+    """
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if (new.scheme, new.netloc) != (old.scheme, old.netloc):
+            fp.close()
+            raise DownloadError(
+                f"download: {req.full_url} redirects to {newurl}, on another host; "
+                "the redirect was not followed. If you trust that host, download "
+                "from its URL directly."
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _open(url: str, path: Path, timeout: float) -> Any:
+    """The server's response (an ``http.client.HTTPResponse``, or for a
+    ``file:`` URL its stand-in), with the headers read and the body not yet."""
+    opener = urllib.request.build_opener(_SameHostRedirects)
+    try:
+        return opener.open(url, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        error.close()
+        # 5xx: the server fails; 408 and 429: it asks us to come back later.
+        passing = error.code >= 500 or error.code in (408, 429)
+        kind = _TryAgain if passing else DownloadError
+        raise kind(
+            f"download: the server answered {error.code} {error.reason} for {url}."
+        ) from None
+    except DownloadError:  # a refused redirect
+        raise
+    except (OSError, http.client.HTTPException) as error:  # OSError includes URLError
+        reason = getattr(error, "reason", error)
+        raise _TryAgain(
+            f"download: cannot reach {url} ({reason}). Check the network, or copy "
+            f"the file to {path} yourself."
+        ) from None
+
+
+def _read_chunk(response: Any, url: str, received: int, timeout: float) -> bytes:
+    try:
+        chunk: bytes = response.read1(1 << 16)  # what has come, without waiting for more
+    except TimeoutError:
+        raise _TryAgain(
+            f"download: {url} sent nothing for {timeout} s after {received} bytes; "
+            "pass a larger timeout if the server is just slow."
+        ) from None
+    except (OSError, http.client.HTTPException) as error:
+        raise _TryAgain(
+            f"download: the connection broke after {received} bytes of {url} ({error!r})."
+        ) from None
+    return chunk
+
+
+def _download_once(
+    url: str, path: Path, size: int | None, sha256: str | None, progress: bool,
+    timeout: float,
+) -> None:
+    from tqdm import tqdm
+
+    with _open(url, path, timeout) as response, atomic_file(path, "download") as output:
+        length = response.headers.get("Content-Length")
+        announced = int(length) if length and length.isdigit() else None
+        if announced is not None and size is not None and announced != size:
+            raise DownloadError(
+                f"download: {url} announces {announced} bytes, expected {size}. "
+                "Nothing was kept; the file on the server may have changed."
+            )
+        digest = hashlib.sha256()
+        received = 0
+        with tqdm(
+            total=announced or size, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=path.name, disable=not progress, file=sys.stderr,
+        ) as bar:
+            while chunk := _read_chunk(response, url, received, timeout):
+                received += len(chunk)
+                if size is not None and received > size:  # a server that never stops
+                    raise DownloadError(
+                        f"download: {url} sends more than the expected {size} bytes; "
+                        f"stopped after {received}. Nothing was kept."
+                    )
+                output.write(chunk)
+                digest.update(chunk)
+                bar.update(len(chunk))
+        if announced is not None and received != announced:
+            raise _TryAgain(
+                f"download: the connection broke after {received} of the "
+                f"{announced} bytes of {url}."
+            )
+        if size is not None and received != size:
+            raise DownloadError(
+                f"download: {url} gave {received} bytes, expected {size}. The file was "
+                "not kept; try again."
+            )
+        if sha256 is not None and digest.hexdigest() != sha256.lower():
+            raise DownloadError(
+                f"download: the SHA-256 of {url} is {digest.hexdigest()}, expected "
+                f"{sha256.lower()}. The file was not kept. The mirror may have "
+                "changed, or the download was corrupted; try again."
+            )
+
+
 def download(
     url: str,
     path: str | os.PathLike[str],
@@ -268,26 +404,44 @@ def download(
     sha256: str | None = None,
     progress: bool = True,
     timeout: float = 60.0,
+    retries: int = 2,
+    retry_wait: float = 1.0,
 ) -> Path:
     """Download ``url`` to ``path`` atomically, checking its size and SHA-256.
 
-    The data goes to a temporary file beside ``path`` and is renamed to
-    ``path`` (:func:`os.replace`, atomic on one file system) only when it is
-    complete and matches ``size`` and ``sha256``. On any failure the
-    temporary file is deleted, so ``path`` either does not exist or is right.
+    The data go to a temporary file beside ``path``, which is renamed to
+    ``path`` only when it is complete, matches ``size`` and ``sha256``, and
+    is on the disk. On any failure the temporary file is deleted, so
+    ``path`` is never a partial file: it keeps what it held before (usually
+    nothing) or holds the whole, checked file. Two processes downloading
+    the same file at once each write their own temporary file; both end
+    with the complete file.
+
+    A failure that may pass, a server error (5xx, 408, 429) or a connection
+    that cannot be made, breaks or stalls, is tried again ``retries`` times,
+    after waiting ``retry_wait`` seconds, then twice as long each time. A
+    wrong size or checksum, another client error (404) or a redirect to
+    another host is not tried again.
 
     Parameters
     ----------
     url
-        What to download.
+        What to download: ``http``, ``https`` or ``file``. Redirects are
+        followed on the same host only.
     path
         Where to store it; the folder must exist.
     size, sha256
-        The expected number of bytes and SHA-256 (hex); ``None`` skips a check.
+        The expected number of bytes and SHA-256 (hex); ``None`` skips a
+        check. With ``size``, a server that announces or sends more bytes is
+        stopped at once. Without it, a server may send as much as it likes.
     progress
         Show a progress bar (tqdm) on standard error.
     timeout
-        Seconds to wait for the server.
+        Seconds to wait for the server to answer, and then for each next
+        piece of the file; not a limit on the whole download.
+    retries, retry_wait
+        How many more attempts after a failure that may pass, and the wait
+        in seconds before the first of them.
 
     Returns
     -------
@@ -297,8 +451,10 @@ def download(
     Raises
     ------
     DownloadError
-        If the server fails, the connection breaks, or the size or the hash
-        differ; the message gives the URL (and both hashes).
+        If the server fails, the connection breaks or stalls, or the size or
+        the hash differ; the message gives the URL (and both hashes).
+    OSError
+        If ``path`` cannot be written (a full disk, say); the message names it.
 
     Examples
     --------
@@ -323,58 +479,25 @@ def download(
     ['copy.txt', 'source.txt']
     >>> folder.cleanup()
     """
-    from tqdm import tqdm
-
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"download: retries must be an int >= 0, got {retries!r}.")
+    if not timeout > 0 or not retry_wait >= 0:
+        raise ValueError(
+            f"download: timeout must be positive and retry_wait >= 0, got "
+            f"timeout={timeout!r} and retry_wait={retry_wait!r}."
+        )
     path = Path(path)
-    digest = hashlib.sha256()
-    written = 0
-    with atomic_file(path) as output:
+    attempt = 0
+    while True:
         try:
-            response = urllib.request.urlopen(url, timeout=timeout)
-        except urllib.error.HTTPError as error:
-            raise DownloadError(
-                f"download: the server answered {error.code} {error.reason} for {url}."
-            ) from None
-        except (urllib.error.URLError, OSError) as error:
-            raise DownloadError(
-                f"download: cannot reach {url} ({error}). Check the network, or "
-                f"copy the file to {path} yourself."
-            ) from None
-        with response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else size
-            with tqdm(
-                total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=path.name, disable=not progress, file=sys.stderr,
-            ) as bar:
-                try:
-                    while chunk := response.read(1 << 16):
-                        output.write(chunk)
-                        digest.update(chunk)
-                        written += len(chunk)
-                        bar.update(len(chunk))
-                except (OSError, ValueError, http.client.HTTPException) as error:
-                    raise DownloadError(
-                        f"download: the connection broke after {written} bytes of "
-                        f"{url} ({error!r}). Try again."
-                    ) from None
-            if length and length.isdigit() and written != int(length):
-                raise DownloadError(
-                    f"download: the connection broke after {written} of the "
-                    f"{length} bytes of {url}. Try again."
-                )
-        if size is not None and written != size:
-            raise DownloadError(
-                f"download: {url} gave {written} bytes, expected {size}. The file was "
-                "not kept; try again."
-            )
-        if sha256 is not None and digest.hexdigest() != sha256.lower():
-            raise DownloadError(
-                f"download: the SHA-256 of {url} is {digest.hexdigest()}, expected "
-                f"{sha256.lower()}. The file was not kept. The mirror may have "
-                "changed, or the download was corrupted; try again."
-            )
-    return path
+            _download_once(url, path, size, sha256, progress, timeout)
+            return path
+        except _TryAgain as error:
+            if attempt == retries:
+                tried = f"Tried {retries + 1} times; try" if retries else "Try"
+                raise DownloadError(f"{error} {tried} again later.") from None
+        time.sleep(retry_wait * 2**attempt)
+        attempt += 1
 
 
 def load_mnist(
@@ -386,6 +509,8 @@ def load_mnist(
     url: str = MNIST_URL,
     checksums: Mapping[str, tuple[int, str]] = MNIST_CHECKSUMS,
     progress: bool = True,
+    timeout: float = 60.0,
+    retries: int = 2,
 ) -> MNIST:
     """Load MNIST, downloading the files that are missing.
 
@@ -413,6 +538,9 @@ def load_mnist(
         ``{file name: (size, sha256)}`` that downloaded files must match.
     progress
         Show a progress bar while downloading.
+    timeout, retries
+        For each download (see :func:`download`): the seconds to wait for the
+        server, and how many more attempts after a failure that may pass.
 
     Returns
     -------
@@ -489,7 +617,8 @@ def load_mnist(
                 expected_size, expected_hash = checksums[name]
                 folder.mkdir(parents=True, exist_ok=True)
                 _download_file(url.rstrip("/") + "/" + name, path, size=expected_size,
-                               sha256=expected_hash, progress=progress)
+                               sha256=expected_hash, progress=progress, timeout=timeout,
+                               retries=retries)
             paths.append(path)
         images = _read_images(paths[0])
         labels = _read_labels(paths[1])

@@ -24,6 +24,11 @@ def cross_entropy(logits: Any, labels: Any) -> Variable:
 
     ``labels`` may be an array or an :class:`~autodiff.core.Input`.
 
+    Raises
+    ------
+    ValueError
+        If the batch is empty: the mean over no examples is undefined.
+
     Examples
     --------
     >>> from autodiff import Parameter
@@ -43,6 +48,12 @@ def cross_entropy(logits: Any, labels: Any) -> Variable:
 
 def mse(prediction: Any, target: Any) -> Variable:
     """Mean squared error; the fused :class:`~autodiff.ops.MSE` operation.
+
+    Raises
+    ------
+    ValueError
+        If the prediction or the target is empty: the mean over no values is
+        undefined.
 
     Examples
     --------
@@ -73,6 +84,4 @@ def accuracy(scores: Any, labels: Any) -> float:
     if isinstance(labels, Variable):
         labels = labels.value
     labels = check_class_labels(labels, values.shape, "accuracy")
-    if labels.size == 0:
-        raise ValueError("accuracy: got an empty batch; there is nothing to count.")
     return float(np.mean(values.argmax(axis=1) == labels))

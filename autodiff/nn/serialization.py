@@ -10,13 +10,20 @@ Two formats, chosen by the file's suffix:
   that a load can check them. Floats are written with enough digits to come
   back bit for bit.
 
-Both writes are atomic: the data goes to a temporary file in the target
-folder, which then replaces the target in one step (:func:`os.replace`). A
-crash during the write leaves the old file as it was.
+Both writes are atomic: the data go to a temporary file in the target
+folder, which is flushed to the disk and then replaces the target in one
+step (:func:`os.replace`). A crash, a kill or a power cut during the write
+leaves the old file as it was; a failed write (a full disk) raises an
+:class:`OSError` that names the file. A process killed while saving leaves
+its hidden temporary file ``.NAME.RANDOM.part`` beside the target; nothing
+reads it, and it can be deleted.
 
 Loading checks every name, shape and dtype first, and changes nothing
 unless all of them fit; otherwise it raises one error that lists every
-mismatch.
+mismatch. A damaged file, one of another kind, an empty file or a folder
+raises a :class:`ValueError` that names the file and says what was wrong.
+An ``.npz`` file has a CRC-32 checksum for each array, so a damaged value is
+caught; a JSON file has none, so a changed digit loads as another number.
 
 The parameters are given explicitly: a :class:`~autodiff.nn.Module` (names
 like ``"layers.0.weight"``), a mapping ``{name: Parameter}``, or the loss
@@ -30,9 +37,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
@@ -97,11 +104,6 @@ def named_parameters(source: Any) -> dict[str, Parameter]:
     return result
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    with atomic_file(path) as file:
-        write(file)
-
-
 def _format_of(path: Path, where: str) -> str:
     suffix = path.suffix.lower()
     if suffix not in (".npz", ".json"):
@@ -127,6 +129,12 @@ def save_parameters(source: Any, path: str | os.PathLike[str]) -> Path:
     pathlib.Path
         ``path``.
 
+    Raises
+    ------
+    OSError
+        If the file cannot be written (a full disk, a missing folder); the
+        message names it, and the old file is left as it was.
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -144,10 +152,8 @@ def save_parameters(source: Any, path: str | os.PathLike[str]) -> Path:
     if kind == "npz":
         arrays = {name: p.value for name, p in parameters.items()}
 
-        def write_npz(file: IO[bytes]) -> None:
+        with atomic_file(path, "save_parameters") as file:
             np.savez(file, **arrays)  # type: ignore[arg-type]  # the stubs expect allow_pickle
-
-        _atomic_write(path, write_npz)
     else:
         document = {
             "format": _JSON_FORMAT,
@@ -157,20 +163,79 @@ def save_parameters(source: Any, path: str | os.PathLike[str]) -> Path:
             },
         }
         data = json.dumps(document).encode()
-
-        def write_json(file: IO[bytes]) -> None:
+        with atomic_file(path, "save_parameters") as file:
             file.write(data)
-
-        _atomic_write(path, write_json)
     return path
 
 
-def _read(path: Path, parameters: dict[str, Parameter]) -> dict[str, np.ndarray]:
-    """The arrays in the file, by name."""
-    if _format_of(path, "load_parameters") == "npz":
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    document = json.loads(path.read_text())
+_ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive, and an empty one
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file; ``ValueError`` if it is damaged."""
+    with open(path, "rb") as file:
+        start = file.read(4)
+        if not start.startswith(_ZIP_STARTS):
+            what = "it is empty." if not start else (
+                "it does not start as a zip archive does, with the bytes PK. "
+                "Is it a file of another kind with a .npz name?")
+            raise ValueError(f"load_parameters: {path} is not an .npz file: {what}")
+        file.seek(0)
+        try:
+            with np.load(file, allow_pickle=False) as data:
+                return {name: data[name] for name in data.files}
+        # Damaged bytes make zipfile and NumPy raise errors of many kinds:
+        # BadZipFile, a CRC-32 mismatch among them, EOFError, zlib.error,
+        # ValueError, OSError, NotImplementedError, RuntimeError, even
+        # tokenize.TokenError from the parser of an array's header.
+        except Exception as error:
+            raise ValueError(
+                f"load_parameters: {path} is damaged or incomplete "
+                f"({type(error).__name__}: {error}); save it again."
+            ) from error
+
+
+def _to_array(path: Path, name: str, value: Any, dtype: Any) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise ParameterMismatchError(
+            f"load_parameters: in {path}, the value of {name!r} is damaged ({error})."
+        ) from None
+
+
+def _array_from_entry(path: Path, name: str, entry: Any) -> np.ndarray:
+    """One entry ``{"dtype": ..., "shape": [...], "value": [...]}`` of a JSON file."""
+    if not isinstance(entry, dict) or not {"dtype", "shape", "value"} <= entry.keys():
+        found = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+        raise ParameterMismatchError(
+            f"load_parameters: in {path}, the entry {name!r} is damaged: it needs "
+            f"a dtype, a shape and a value, but holds {found}."
+        )
+    value = _to_array(path, name, entry["value"], entry["dtype"])
+    shape = entry["shape"]
+    if not isinstance(shape, list) or not all(isinstance(n, int) for n in shape):
+        raise ParameterMismatchError(
+            f"load_parameters: in {path}, the shape of {name!r} is damaged: "
+            f"{shape!r} is not a list of integers."
+        )
+    if value.shape != tuple(shape):
+        raise ParameterMismatchError(
+            f"load_parameters: in {path}, {name!r} declares shape {tuple(shape)} but "
+            f"its value has shape {value.shape}."
+        )
+    return value
+
+
+def _read_json(path: Path, parameters: dict[str, Parameter]) -> dict[str, np.ndarray]:
+    """The arrays of a ``.json`` file, by name; for the exercise's list, by position."""
+    try:
+        document = json.loads(path.read_bytes())
+    except ValueError as error:  # also UnicodeDecodeError and json.JSONDecodeError
+        raise ValueError(
+            f"load_parameters: {path} is not valid JSON ({error}); it may be "
+            "damaged or incomplete, or of another kind with a .json name."
+        ) from None
     if isinstance(document, list):
         # The exercise's format: a bare list of values, in graph order.
         if len(document) != len(parameters):
@@ -180,30 +245,33 @@ def _read(path: Path, parameters: dict[str, Parameter]) -> dict[str, np.ndarray]
             )
         # The list has no dtypes: take the model's (the shapes are still checked).
         return {
-            name: np.asarray(value, dtype=p.dtype)
+            name: _to_array(path, name, value, p.dtype)
             for (name, p), value in zip(parameters.items(), document)
         }
-    if not isinstance(document, dict) or document.get("format") != _JSON_FORMAT:
+    if (
+        not isinstance(document, dict)
+        or document.get("format") != _JSON_FORMAT
+        or not isinstance(document.get("parameters"), dict)
+    ):
         raise ParameterMismatchError(
             f"load_parameters: {path} is not a parameter file written by "
-            "save_parameters (no \"format\": \"autodiff-parameters\" entry)."
+            "save_parameters (no \"format\": \"autodiff-parameters\" entry with "
+            "its \"parameters\")."
         )
-    arrays = {}
-    for name, entry in document.get("parameters", {}).items():
-        try:
-            value = np.asarray(entry["value"], dtype=entry["dtype"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise ParameterMismatchError(
-                f"load_parameters: in {path}, the entry {name!r} is damaged ({error!r}); "
-                "it needs a dtype, a shape and a value."
-            ) from None
-        if value.shape != tuple(entry["shape"]):
-            raise ParameterMismatchError(
-                f"load_parameters: in {path}, {name!r} declares shape "
-                f"{tuple(entry['shape'])} but its value has shape {value.shape}."
-            )
-        arrays[name] = value
-    return arrays
+    return {
+        name: _array_from_entry(path, name, entry)
+        for name, entry in document["parameters"].items()
+    }
+
+
+def _read(path: Path, parameters: dict[str, Parameter]) -> dict[str, np.ndarray]:
+    """The arrays in the file, by name."""
+    kind = _format_of(path, "load_parameters")
+    if path.is_dir():
+        raise ValueError(f"load_parameters: {path} is a folder, not a parameter file.")
+    if not path.exists():
+        raise FileNotFoundError(f"load_parameters: no file {path}.")
+    return _read_npz(path) if kind == "npz" else _read_json(path, parameters)
 
 
 def load_parameters(target: Any, path: str | os.PathLike[str]) -> None:
@@ -211,7 +279,8 @@ def load_parameters(target: Any, path: str | os.PathLike[str]) -> None:
 
     Every name in the file must be a parameter of ``target`` and vice versa,
     with the same shape and dtype. All of that is checked before any value
-    changes; the values are then copied into the existing arrays.
+    changes; the values are then copied into the existing arrays. On any
+    error, ``target`` is unchanged.
 
     Parameters
     ----------
@@ -223,8 +292,13 @@ def load_parameters(target: Any, path: str | os.PathLike[str]) -> None:
     Raises
     ------
     ParameterMismatchError
-        Listing every missing, unexpected, misshapen or mistyped parameter.
-        ``target`` is then unchanged.
+        Listing every missing, unexpected, misshapen or mistyped parameter,
+        or naming a damaged entry of a JSON file.
+    ValueError
+        If the file is damaged or cut short, of another kind, empty, or a
+        folder; the message names it.
+    FileNotFoundError
+        If there is no such file.
 
     Examples
     --------

@@ -7,8 +7,9 @@ minibatches and epochs and records the loss and accuracy of each epoch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -151,6 +152,7 @@ def fit(
     loss_function: LossFunction = cross_entropy,
     progress: bool = True,
     file: IO[str] | None = None,
+    stop_on_nonfinite: bool = True,
 ) -> History:
     """Train ``model`` for some epochs of shuffled minibatches.
 
@@ -177,11 +179,22 @@ def fit(
         stream, such as ``sys.stdout``, ``fit`` writes one finished bar per
         epoch to it instead: plain lines that read well in a log or in a
         notebook rendered to HTML.
+    stop_on_nonfinite
+        Stop at the first batch whose loss is NaN or infinite, as Keras's
+        ``TerminateOnNaN`` does. With ``False``, training goes on, and the
+        history records the NaN.
 
     Returns
     -------
     History
         The loss and accuracy of every epoch.
+
+    Raises
+    ------
+    FloatingPointError
+        If a loss is NaN or infinite (unless ``stop_on_nonfinite`` is false).
+        The message names the epoch and the batch. The parameters then hold
+        the update of that batch.
 
     Examples
     --------
@@ -220,9 +233,17 @@ def fit(
         # A live bar on standard error; with a file, one finished bar per epoch.
         with tqdm(total=steps, desc=description, disable=not progress or file is not None,
                   leave=True) as bar:
-            for batch_images, batch_labels in batches(images, labels, batch_size, seed=rng):
+            minibatches = batches(images, labels, batch_size, seed=rng)
+            for step, (batch_images, batch_labels) in enumerate(minibatches, start=1):
                 loss, acc = train_step(model, optimizer, batch_images, batch_labels,
                                        loss_function)
+                if stop_on_nonfinite and not math.isfinite(loss):
+                    raise FloatingPointError(
+                        f"fit: the loss is {loss} at epoch {epoch}, batch {step} of "
+                        f"{steps}: training diverged. Try a smaller learning rate (this "
+                        f"one is {optimizer.learning_rate}), and check the data for NaN "
+                        "or inf. Pass stop_on_nonfinite=False to go on anyway."
+                    )
                 total_loss += loss * len(batch_labels)
                 total_correct += acc * len(batch_labels)
                 bar.update()
