@@ -9,7 +9,7 @@ compute gradients.
 
 The module reads from top to bottom in the order the book explains it.
 The speed machinery (Python's garbage collector on large graphs, and one
-fast path) lives in :mod:`autodiff._speed`, which the engine calls at two
+fast path) lives in ``autodiff/_speed.py``, which the engine calls at two
 named points: ``_speed.apply`` and ``_speed.paused``.
 """
 
