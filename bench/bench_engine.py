@@ -5,7 +5,9 @@ Run from the repository root (``make bench`` does this)::
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/bench_engine.py
 
 It prints tables and asserts nothing. Options: ``--quick`` skips N = 1e6 in the
-chain benchmark; ``--nodes 1000 10000`` chooses the chain lengths.
+chain benchmark; ``--nodes 1000 10000`` chooses the chain lengths;
+``--baseline PATH`` runs the chain of another checkout of the package too (for
+example a ``git worktree`` of main), in the same rounds, and prints the ratio.
 
 1. Per-node overhead. A chain ``x = x * 1.0001 + 0.001`` of N operations (each
    loop step makes two), forward pass and ``backprop``. Reported in
@@ -36,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import autodiff  # noqa: E402
 from autodiff import Exp, Parameter, Sigmoid, Tanh, backprop  # noqa: E402
 
 
@@ -76,12 +79,13 @@ def numpy_floor() -> float:
     return min(timer.repeat(repeat=7, number=number)) / number
 
 
-def chain_once(nodes: int) -> tuple[float, float, float, int]:
+def chain_once(nodes: int, ad: Any = autodiff) -> tuple[float, float, float, int]:
     """Forward, backward and freeing time of one chain of ``nodes`` operations.
 
-    Also returns the number of full garbage collections during the forward pass.
+    Also returns the number of full garbage collections during the forward
+    pass. ``ad`` is the package to run: this checkout's, or the baseline's.
     """
-    x = Parameter(1.0)
+    x = ad.Parameter(1.0)
     full_collections = gc.get_stats()[2]["collections"]
     start = time.perf_counter()
     y = x
@@ -89,7 +93,7 @@ def chain_once(nodes: int) -> tuple[float, float, float, int]:
         y = y * 1.0001 + 0.001
     middle = time.perf_counter()
     full_collections = gc.get_stats()[2]["collections"] - full_collections
-    gradients = backprop(y)
+    gradients = ad.backprop(y)
     end = time.perf_counter()
     expected = 1.0001 ** (nodes // 2)
     assert abs(float(gradients[x]) / expected - 1) < 1e-6, "wrong gradient in the chain"
@@ -115,7 +119,7 @@ def torch_chain_once(nodes: int) -> float | None:
     return time.perf_counter() - start  # freeing included, as for autodiff
 
 
-def bench_chain(sizes: list[int], rounds: int) -> None:
+def bench_chain(sizes: list[int], rounds: int, baseline: Any = None) -> None:
     print("1. Per-node overhead: x = x * 1.0001 + 0.001, N operations, forward + backprop(y)")
     try:
         import torch
@@ -130,6 +134,9 @@ def bench_chain(sizes: list[int], rounds: int) -> None:
     )
     print("   " + header)
     print("   " + f"{'':>10} {'':>5} {'µs/node':>9} {'µs/node':>9} {'µs/node':>7} {'µs/node':>9} {'':>7} {'µs/node':>9} {'':>6} {'forward':>9}")
+    if baseline is not None:
+        print(f"   the baseline, {baseline.path}, runs the same chain in the same rounds")
+        chain_once(10_000, baseline.ad)
     chain_once(10_000)  # warm-up: the first graph of a process pays one-off costs
     torch_chain_once(10_000)
     # The machine's speed changes from minute to minute. So every size runs in
@@ -137,6 +144,7 @@ def bench_chain(sizes: list[int], rounds: int) -> None:
     # all sizes get their chance at a quiet moment.
     best: dict[int, tuple[float, float, float, int]] = {}
     best_torch: dict[int, float] = {}
+    best_baseline: dict[int, float] = {}
     runs = dict.fromkeys(sizes, 0)
     floor = numpy_floor()
     for _ in range(rounds):
@@ -149,6 +157,9 @@ def bench_chain(sizes: list[int], rounds: int) -> None:
                 seconds = torch_chain_once(nodes)
                 if seconds is not None and seconds < best_torch.get(nodes, np.inf):
                     best_torch[nodes] = seconds
+                if baseline is not None:
+                    seconds = sum(chain_once(nodes, baseline.ad)[:3])
+                    best_baseline[nodes] = min(seconds, best_baseline.get(nodes, np.inf))
         floor = min(floor, numpy_floor())
     totals, floors, ratios = [], [], []
     for nodes in sizes:
@@ -176,6 +187,11 @@ def bench_chain(sizes: list[int], rounds: int) -> None:
     if ratios:
         print(f"   against PyTorch in the same rounds: {min(ratios):.2f} to {max(ratios):.2f} times its time "
               "(the issue quotes 4 to 6 µs/node for PyTorch on a day when the floor was 0.4 µs)")
+    if best_baseline:
+        print("   against the baseline in the same rounds (total µs/node):")
+        for nodes, total in zip(sizes, totals):
+            other = best_baseline[nodes] / nodes * 1e6
+            print(f"   {nodes:>10,}: this checkout {total:.2f}, baseline {other:.2f}, ratio {total / other:.3f}")
     print(f"   (best run of each size over {rounds} rounds; total = forward + backward + freeing the graph,")
     print("   since PyTorch frees its saved values during backward)")
     print()
@@ -445,6 +461,8 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, nargs="*", help="chain lengths (default 1e3 1e4 1e5 1e6)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the chain benchmark (default 3)")
     parser.add_argument("--size", type=int, default=1_000_000, help="array size for the wide benchmark")
+    parser.add_argument("--baseline", help="another checkout of the repository to run the chain beside")
+    parser.add_argument("--chain-only", action="store_true", help="skip the wide benchmark")
     parser.add_argument(
         "--no-gc",
         action="store_true",
@@ -455,9 +473,15 @@ def main() -> None:
     if arguments.no_gc:
         gc.disable()
     sizes = arguments.nodes or [1_000, 10_000, 100_000] + ([] if arguments.quick else [1_000_000])
+    baseline = None
+    if arguments.baseline:
+        from _checkouts import load
+
+        baseline = load(arguments.baseline)
     describe_environment()
-    bench_chain(sizes, arguments.rounds)
-    bench_wide(arguments.size)
+    bench_chain(sizes, arguments.rounds, baseline)
+    if not arguments.chain_only:
+        bench_wide(arguments.size)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,11 @@ Reported per epoch:
   was allocated before it (``tracemalloc``, in an extra epoch that is not
   timed, since tracing slows allocation down).
 
+With ``--baseline PATH`` (another checkout of the repository, for example a
+``git worktree`` of main), that checkout's autodiff takes its turn too, as
+"autodiff (baseline)", so that two versions of the package are compared in
+the same run.
+
 If PyTorch is installed, the same network trained with ``torch.optim.SGD``
 takes its turn too, for comparison (time only), when ``--blas-threads 1`` is
 given: with more threads, PyTorch's thread pool and BLAS's spin against each
@@ -59,10 +64,16 @@ import sys
 import time
 import tracemalloc
 
+from types import SimpleNamespace
+from typing import Any
+
 import numpy as np
 
-from autodiff import backprop
-from autodiff.nn import SGD, batches, cross_entropy, mlp
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import autodiff  # noqa: E402
+import autodiff.nn  # noqa: E402
+from autodiff.nn import batches, mlp  # noqa: E402
 
 N_IMAGES, N_PIXELS, N_CLASSES, HIDDEN = 60_000, 784, 10, 256
 BATCH_SIZE, LEARNING_RATE = 128, 0.1
@@ -110,20 +121,18 @@ def engine_calls_step(W1, b1, W2, b2, buffers, images, labels, learning_rate):  
     hidden = np.maximum(a1, 0)                            # ReLU
     logits = hidden @ W2                                  # Affine
     logits += b2
-    if labels.view(labels.dtype.str.replace("i", "u")).max() >= N_CLASSES:
+    if labels.size == 0 or labels.view(labels.dtype.str.replace("i", "u")).max() >= N_CLASSES:
         raise ValueError("bad labels")                    # SoftmaxCrossEntropy
     n = logits.shape[0]
     rows = np.arange(n)
     shifted = logits - logits.max(axis=1, keepdims=True)
-    probabilities = np.exp(shifted)
-    sums = probabilities.sum(axis=1, keepdims=True)
-    probabilities /= sums
-    losses = np.log(sums, out=sums)[:, 0]
-    losses -= shifted[rows, labels]
-    loss = losses.sum() / n
-    scale = np.array(1, dtype=loss.dtype) / n             # its grad
-    g_logits = probabilities * scale
-    g_logits[rows, labels] -= scale
+    exponentials = np.exp(shifted)
+    sums = exponentials.sum(axis=1, keepdims=True)
+    probabilities = exponentials / sums
+    loss = (np.log(sums[:, 0]) - shifted[rows, labels]).mean()
+    one_hot = np.zeros(logits.shape, dtype=logits.dtype)
+    one_hot[rows, labels] = 1
+    g_logits = (probabilities - one_hot) * (np.ones((), loss.dtype) / n)  # its grad
     g_hidden = g_logits @ W2.T                            # Affine's grad
     gradients = [None, None, hidden.T @ g_logits, g_logits.sum(axis=0)]
     g_a1 = g_hidden * (a1 >= 0)                           # ReLU's grad
@@ -133,9 +142,14 @@ def engine_calls_step(W1, b1, W2, b2, buffers, images, labels, learning_rate):  
         parameter -= buffer
 
 
-def make_step(version: str):  # type: ignore[no-untyped-def]
-    """One training step ``step(images, labels)`` of ``version``, on its own fresh model."""
-    model = mlp(N_PIXELS, HIDDEN, N_CLASSES, seed=0)
+def make_step(version: str, package: Any = None):  # type: ignore[no-untyped-def]
+    """One training step ``step(images, labels)`` of ``version``, on its own fresh model.
+
+    ``package`` holds the ``ad`` and ``nn`` modules that the autodiff
+    versions use: this checkout's by default, or a baseline's.
+    """
+    package = package or SimpleNamespace(ad=autodiff, nn=autodiff.nn)
+    model = package.nn.mlp(N_PIXELS, HIDDEN, N_CLASSES, seed=0)
     if version == "numpy":
         arrays = [p.value for p in model.parameters()]
 
@@ -148,7 +162,8 @@ def make_step(version: str):  # type: ignore[no-untyped-def]
         def step(x: np.ndarray, y: np.ndarray) -> None:
             engine_calls_step(*arrays, buffers, x, y, LEARNING_RATE)
     else:
-        optimizer = SGD(model.parameters(), learning_rate=LEARNING_RATE)
+        optimizer = package.nn.SGD(model.parameters(), learning_rate=LEARNING_RATE)
+        cross_entropy, backprop = package.nn.cross_entropy, package.ad.backprop
 
         def step(x: np.ndarray, y: np.ndarray) -> None:
             loss = cross_entropy(model(x), y)
@@ -211,7 +226,7 @@ def measure(steps: dict, images: np.ndarray, labels: np.ndarray, rounds: int) ->
                 seconds[name].append(total[name])
                 faults[name].append(paged[name])
     peaks = {}
-    for name in ("numpy", "autodiff"):
+    for name in [n for n in ("numpy", "autodiff", "autodiff (baseline)") if n in steps]:
         tracemalloc.start()
         baseline = tracemalloc.get_traced_memory()[0]
         for x, y in batches(images, labels, BATCH_SIZE, seed=2):
@@ -222,6 +237,7 @@ def measure(steps: dict, images: np.ndarray, labels: np.ndarray, rounds: int) ->
 
 
 def full_mnist_accuracy() -> None:
+    """Train the MNIST chapter's model with its recipe on the full set, if it is there."""
     from autodiff.nn import Momentum, evaluate, fit, load_mnist
 
     try:
@@ -233,13 +249,16 @@ def full_mnist_accuracy() -> None:
         print(f"full MNIST: skipped, the training set found has {len(data.train_images):,} "
               "images, not 60,000 (a subset?)")
         return
+    # The chapter's recipe: momentum SGD, batches of 64, five epochs at 0.1 and one at 0.01.
     model = mlp(N_PIXELS, HIDDEN, N_CLASSES, seed=0)
     optimizer = Momentum(model.parameters(), learning_rate=0.1, momentum=0.9)
     start = time.perf_counter()
-    fit(model, optimizer, data.train_images, data.train_labels, epochs=10, batch_size=64,
-        seed=0, progress=False)
+    for epochs, learning_rate in ((5, 0.1), (1, 0.01)):
+        optimizer.learning_rate = learning_rate
+        fit(model, optimizer, data.train_images, data.train_labels, epochs=epochs, batch_size=64,
+            seed=epochs, progress=False)
     _, test_accuracy = evaluate(model, data.test_images, data.test_labels)
-    print(f"full MNIST: the chapter's model (784-256-10, momentum SGD, 10 epochs, "
+    print(f"full MNIST: the chapter's model and recipe (784-256-10, momentum SGD, 6 epochs, "
           f"{time.perf_counter() - start:.0f} s) reaches test accuracy {test_accuracy:.4f} "
           f"(target 0.98)")
 
@@ -247,6 +266,8 @@ def full_mnist_accuracy() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="epochs per version, in turns")
+    parser.add_argument("--baseline", help="another checkout of the repository, whose autodiff "
+                        "takes its turn too")
     parser.add_argument("--skip-accuracy", action="store_true",
                         help="do not train on full MNIST even if it is available")
     parser.add_argument("--blas-threads", type=int, default=None,
@@ -267,6 +288,12 @@ def main() -> None:
           f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at the start")
     images, labels = make_data()
     steps = {name: make_step(name) for name in ("numpy", "engine calls", "autodiff")}
+    if arguments.baseline:
+        from _checkouts import load
+
+        baseline = load(arguments.baseline)
+        steps["autodiff (baseline)"] = make_step("autodiff", baseline)
+        print(f"baseline: the autodiff of {baseline.path}")
     # PyTorch brings its own thread pool; two pools of spinning threads in one
     # process slow each other down, so PyTorch joins only with one BLAS thread.
     torch_step = make_torch_step() if threads == 1 else None
@@ -291,6 +318,11 @@ def main() -> None:
                  "autodiff": "autodiff"}.get(name, name)
         print(f"{label:30}{min(times):>13.3f}{min(times) / min(hand):>7.2f}{median:>14.2f}"
               f"{min(faults[name]):>13,}{peak}")
+    if "autodiff (baseline)" in seconds:
+        this, other = seconds["autodiff"], seconds["autodiff (baseline)"]
+        paired = sorted(t / o for t, o in zip(this, other))
+        print(f"this checkout against the baseline: best epoch {min(this) / min(other):.3f}, "
+              f"median of the epochs' ratios {paired[len(paired) // 2]:.3f}")
     print("targets: autodiff's time ratio <= 1.10, its peak memory ratio <= 1.2")
     print(f"('ratio': best epoch against best epoch; 'median ratio': over the {arguments.rounds} epochs, "
           f"each run in turns of {CHUNK} minibatches)")
