@@ -17,6 +17,7 @@ from autodiff.core import (
     backprop,
     is_grad_enabled,
     no_grad,
+    set_grad_enabled,
     topological_order,
     unbroadcast,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "topological_order",
     "unbroadcast",
     "no_grad",
+    "set_grad_enabled",
     "is_grad_enabled",
     "numeric_test",
     "numeric_gradient",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ __all__ = [
     "Operation",
     "ShapeError",
     "no_grad",
+    "set_grad_enabled",
     "is_grad_enabled",
     "topological_order",
     "backprop",
@@ -234,6 +235,15 @@ class Variable:
         raise TypeError(
             "The truth value of a Variable is ambiguous. "
             "Compare its .value instead, for example `if v.value > 0:`."
+        )
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        # Without this, NumPy would take a variable for a sequence (it has len
+        # and [ ]) and build an array of Python objects, one GetItem each.
+        raise TypeError(
+            "NumPy cannot use a Variable as an array. Use its .value, an array "
+            "through which no gradient flows, or the operations and the functions "
+            "of autodiff.ops (ops.where, ops.exp, ...), which take Variables."
         )
 
 
@@ -476,14 +486,38 @@ _grad_mode = _GradMode()
 
 
 @contextmanager
-def no_grad() -> Iterator[None]:
-    """Compute values without recording a graph.
+def set_grad_enabled(enabled: bool) -> Iterator[None]:
+    """Record operations inside the block if ``enabled``, and not otherwise.
+
+    The setting belongs to the thread that enters the block: a thread that
+    makes predictions does not stop another one from training. The previous
+    setting returns when the block ends, however it ends. PyTorch has the
+    same function.
+
+    Examples
+    --------
+    >>> training = False
+    >>> with set_grad_enabled(training):
+    ...     y = Parameter(2.0) * 3.0
+    >>> y.operation is None
+    True
+    """
+    previous = _grad_mode.enabled
+    _grad_mode.enabled = enabled
+    try:
+        yield
+    finally:
+        _grad_mode.enabled = previous
+
+
+def no_grad() -> AbstractContextManager[None]:
+    """Compute values without recording a graph: ``set_grad_enabled(False)``.
 
     Inside the block, an operation returns a :class:`Variable` with no
     operation: no link to its inputs, and no ``grad`` closure keeping arrays
     alive. Use it where no gradient will be taken, such as predictions and
     evaluation; the memory of each batch is freed as soon as the batch is
-    done. The setting belongs to the thread that enters the block.
+    done.
 
     Examples
     --------
@@ -493,16 +527,11 @@ def no_grad() -> Iterator[None]:
     >>> y, y.operation
     (Variable(5.0), None)
     """
-    previous = _grad_mode.enabled
-    _grad_mode.enabled = False
-    try:
-        yield
-    finally:
-        _grad_mode.enabled = previous
+    return set_grad_enabled(False)
 
 
 def is_grad_enabled() -> bool:
-    """False inside ``with no_grad():``, True otherwise.
+    """Whether operations are recorded: False inside ``with no_grad():``.
 
     Examples
     --------
@@ -651,7 +680,8 @@ def backprop(
     12.0
     """
     seed = _seed(loss, output_gradient, create_graph)
-    with _speed.paused():
+    # Gradients of gradients are recorded, even inside no_grad (as in PyTorch).
+    with _speed.paused(), set_grad_enabled(create_graph):
         order = topological_order(loss)
         needed = kept = None  # None: every variable (unless variables= says otherwise)
         if variables is not None:
@@ -751,14 +781,27 @@ def _rerun_on_variables(operation: Operation) -> Operation:
     rerun.args, rerun.kwargs = operation.args, operation.kwargs
     try:
         rerun.apply(*operation.args, **operation.kwargs)
-    except TypeError as error:
-        raise TypeError(
-            f"{type(operation).__name__}.apply cannot run on Variables ({error}), "
-            "which create_graph=True needs. Write apply and grad with operators, "
-            "Variable methods and the functions of autodiff.ops (ops.exp instead "
-            "of np.exp, ...), which take arrays and Variables alike."
-        ) from error
+    except (TypeError, AttributeError) as error:
+        raise _not_on_variables(operation, "apply", error) from error
+    grad = rerun.grad
+
+    def recorded_grad(*arguments: Any) -> Any:
+        try:
+            return grad(*arguments)
+        except (TypeError, AttributeError) as error:
+            raise _not_on_variables(operation, "grad", error) from error
+
+    rerun.grad = recorded_grad  # type: ignore[method-assign, assignment]
     return rerun
+
+
+def _not_on_variables(operation: Operation, method: str, error: Exception) -> TypeError:
+    return TypeError(
+        f"{type(operation).__name__}.{method} cannot run on Variables ({error}), which "
+        "create_graph=True needs. Write apply and grad with operators, Variable methods "
+        "and the functions of autodiff.ops (ops.exp instead of np.exp, ops.where "
+        "instead of np.where, ...), which take arrays and Variables alike."
+    )
 
 
 def _fit(operation: Operation, x: Variable, gradient: Any) -> Any:

@@ -215,3 +215,41 @@ def test_the_same_batches_with_a_graph_keep_their_activations(rng: np.random.Gen
     tracemalloc.stop()
     assert current > 10 * 100 * 256 * 4  # every batch's hidden activations are alive
     del outputs
+
+
+def test_create_graph_records_even_inside_no_grad() -> None:
+    x = Parameter(2.0)
+    y = x**3
+    with no_grad():
+        dx = backprop(y, [x], create_graph=True)[x]
+    assert dx.operation is not None
+    np.testing.assert_allclose(backprop(dx, [x])[x], 12.0)  # d/dx 3x^2 = 6x
+
+
+class CopyingReLU(Operation):
+    """The exercise's ReLU, whose grad copies gz: a method arrays have and Variables do not."""
+
+    def apply(self, x):  # type: ignore[no-untyped-def]
+        z = np.maximum(x, 0) if isinstance(x, np.ndarray) else x * (x > 0)
+
+        def grad(gz):  # type: ignore[no-untyped-def]
+            gx = gz.copy()
+            gx[x < 0] = 0
+            return gx,
+
+        self.grad = grad
+        return z
+
+
+def test_a_grad_that_cannot_run_on_variables_says_what_to_do() -> None:
+    x = Parameter([-1.0, 2.0])
+    np.testing.assert_array_equal(backprop(CopyingReLU(x).sum(), [x])[x], [0.0, 1.0])
+    with pytest.raises(TypeError, match=r"CopyingReLU\.grad cannot run on Variables.*autodiff\.ops"):
+        backprop(CopyingReLU(x).sum(), [x], create_graph=True)
+
+
+def test_numpy_functions_refuse_a_variable_instead_of_building_object_arrays() -> None:
+    p = Parameter([1.0, -2.0])
+    for function in (np.asarray, lambda v: np.where(np.array([True, False]), 0.0, v)):
+        with pytest.raises(TypeError, match="NumPy cannot use a Variable as an array.*ops.where"):
+            function(p)
