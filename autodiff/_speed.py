@@ -47,8 +47,8 @@ from typing import Any
 #: A checkpoint is taken every LARGE_GRAPH recorded operations.
 LARGE_GRAPH = 10_000
 
-#: The collector's third threshold while a checkpoint is alive: a full
-#: collection is considered only after this many middle-generation ones.
+#: The collector's third threshold while a checkpoint is alive. A full
+#: collection is then considered only after this many middle-generation ones.
 DEFERRED_THRESHOLD = 10_000
 
 _counter = itertools.count(1)  # next() on it is atomic: threads may share it

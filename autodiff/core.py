@@ -344,7 +344,10 @@ class Operation:
     A subclass implements :meth:`apply`. It receives the inputs' values as
     NumPy arrays, returns the output value, and assigns ``self.grad``: a
     closure that takes the gradient of the output and returns one gradient
-    per positional input (the vector-Jacobian product).
+    per positional input (the vector-Jacobian product). For gradients of
+    gradients, ``backprop(..., create_graph=True)`` runs ``apply`` once more
+    on the input variables themselves; an ``apply`` written with operators
+    and the functions of :mod:`autodiff.ops` works on both.
 
     Positional arguments are differentiable. Numbers and arrays among them
     are wrapped in :class:`Input`. Keyword arguments are settings, such as an

@@ -819,8 +819,8 @@ class MSE(Operation):
         \frac{\partial J}{\partial x_i} = \frac{2}{n} (x_i - y_i), \qquad
         \frac{\partial J}{\partial y_i} = -\frac{2}{n} (x_i - y_i).
 
-    One node instead of the four of ``((x - y) ** 2).mean()``: fewer arrays
-    kept alive and fewer steps in the backward pass.
+    One node instead of the three operations of ``((x - y) ** 2).mean()``:
+    fewer arrays kept alive and fewer steps in the backward pass.
 
     Examples
     --------
