@@ -133,6 +133,20 @@ def _compare(
     )
 
 
+def _compare_all(
+    analytic: dict[int, np.ndarray],
+    numeric: dict[int, np.ndarray],
+    *,
+    what: Callable[[int], str],
+    eps: float,
+    rtol: float,
+    atol: float,
+) -> None:
+    """Compare the gradients of all inputs; raise for the first that differs."""
+    for key in analytic:
+        _compare(analytic[key], numeric[key], what=what(key), eps=eps, rtol=rtol, atol=atol)
+
+
 def numeric_test(
     variable: Variable,
     *,
@@ -236,24 +250,27 @@ def numeric_test(
             gradients = first_order(inputs)
             return float(sum(np.sum(r * gradients[p]) for p, r in directions.items()))
 
+    numeric: dict[int, np.ndarray] = {}
     for position in checked:
         def at(x: np.ndarray, position: int = position) -> float:
             inputs = list(values)
             inputs[position] = x
             return objective(inputs)
 
-        numeric = numeric_gradient(at, values[position].copy(), eps=eps)
-        what = f"{cls.__name__}, input {position} of shape {operation.args[position].shape}"
-        if order == 2:
-            what += ", second order"
-        _compare(
-            np.asarray(analytic[position], dtype=np.float64),
-            numeric,
-            what=what,
-            eps=eps,
-            rtol=rtol,
-            atol=atol,
-        )
+        numeric[position] = numeric_gradient(at, values[position].copy(), eps=eps)
+
+    def what(position: int) -> str:
+        text = f"{cls.__name__}, input {position} of shape {operation.args[position].shape}"
+        return text + (", second order" if order == 2 else "")
+
+    _compare_all(
+        {p: np.asarray(analytic[p], dtype=np.float64) for p in checked},
+        numeric,
+        what=what,
+        eps=eps,
+        rtol=rtol,
+        atol=atol,
+    )
 
 
 def _second_order(
@@ -351,22 +368,30 @@ def check_gradients(
                 gradients = backprop(function(), parameters)
                 return float(sum(np.sum(gradients[p] * r) for p, r in zip(parameters, directions)))
 
+        numeric: dict[int, np.ndarray] = {}
         for number, p in enumerate(parameters):
             def at(x: np.ndarray, p: Variable = p) -> float:
                 p.value = x
                 return objective()
 
-            numeric = numeric_gradient(at, p.value.copy(), eps=eps)
+            numeric[number] = numeric_gradient(at, p.value.copy(), eps=eps)
             p.value = np.array(originals[number], dtype=np.float64)
-            _compare(
-                np.asarray(analytic[p], dtype=np.float64),
-                numeric,
-                what=f"parameter {number} ({type(p).__name__} of shape {p.shape}) "
-                f"through the whole graph{', second order' if order == 2 else ''}",
-                eps=eps,
-                rtol=rtol,
-                atol=atol,
+
+        def what(number: int) -> str:
+            p = parameters[number]
+            return (
+                f"parameter {number} ({type(p).__name__} of shape {p.shape}) "
+                f"through the whole graph{', second order' if order == 2 else ''}"
             )
+
+        _compare_all(
+            {n: np.asarray(analytic[p], dtype=np.float64) for n, p in enumerate(parameters)},
+            numeric,
+            what=what,
+            eps=eps,
+            rtol=rtol,
+            atol=atol,
+        )
     finally:
         for p, original in zip(parameters, originals):
             p.value = original
