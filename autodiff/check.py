@@ -14,12 +14,14 @@ train with, but plenty to test a hand-written gradient.
 
 from __future__ import annotations
 
+import itertools
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from autodiff.core import Parameter, Variable, backprop, no_grad
+from autodiff.core import Parameter, Variable, backprop, no_grad, unbroadcast
 
 __all__ = ["GradientCheckError", "numeric_gradient", "numeric_test", "check_gradients"]
 
@@ -45,9 +47,34 @@ class GradientCheckError(AssertionError):
 
     Examples
     --------
-    A square whose ``grad`` forgets the factor 2:
+    When a check fails, all the gradients are compared with their numeric
+    estimates, and a usual mistake that explains them is named first. Here,
+    a multiplication whose ``grad`` returns its two gradients in swapped
+    places:
 
     >>> from autodiff import Operation, Parameter
+    >>> class Mul(Operation):
+    ...     def apply(self, x, y):
+    ...         def grad(gz):
+    ...             return gz * x, gz * y   # wrong: x's gradient is gz * y
+    ...         self.grad = grad
+    ...         return x * y
+    >>> numeric_test(Mul(Parameter(123.0), Parameter(-100.0)))
+    Traceback (most recent call last):
+    ...
+    autodiff.check.GradientCheckError: Gradient check failed for Mul, input 0 of shape (), element ():
+      Likely mistake:
+        The gradients of inputs 0 and 1 are swapped: analytic of input 0 = numeric
+        of input 1, and the other way round. Mul.grad must return one gradient per
+        input, in the order of the arguments of apply.
+      analytic (from grad):            15.46...
+      numeric (central differences):   -12.57...
+      ...
+    Usual causes:
+    ...
+
+    A square whose ``grad`` forgets the factor 2:
+
     >>> class Square(Operation):
     ...     def apply(self, x):
     ...         def grad(gz):
@@ -58,8 +85,9 @@ class GradientCheckError(AssertionError):
     Traceback (most recent call last):
     ...
     autodiff.check.GradientCheckError: Gradient check failed for Square, input 0 of shape (2,), element (...):
-      analytic (from grad): ...
-      numeric (central differences): ...
+      Likely mistake:
+        Off by a constant factor for input 0: analytic = 1/2 * numeric everywhere.
+    ...
     """
 
 
@@ -111,8 +139,13 @@ def _compare(
     rtol: float,
     atol: float,
     numeric_label: str = "numeric (central differences)",
+    findings: Sequence[str] = (),
 ) -> None:
-    """Raise GradientCheckError with a full explanation if the two differ."""
+    """Raise GradientCheckError with a full explanation if the two differ.
+
+    ``findings`` (from :func:`_diagnose`) come first, right after the line
+    that says what failed.
+    """
     close = np.isclose(analytic, numeric, rtol=rtol, atol=atol)
     if np.all(close):
         return
@@ -123,6 +156,7 @@ def _compare(
     a, n = float(analytic[worst]), float(numeric[worst])
     raise GradientCheckError(
         f"Gradient check failed for {what}, element {worst}:\n"
+        f"{_likely_mistakes(findings)}"
         f"  {'analytic (from grad):':33}{a!r}\n"
         f"  {numeric_label + ':':33}{n!r}\n"
         f"  difference {abs(a - n):.3g} exceeds atol + rtol * |numeric| = "
@@ -141,10 +175,305 @@ def _compare_all(
     eps: float,
     rtol: float,
     atol: float,
+    noun: str,
+    grad: str,
+    uses: dict[int, int] | None = None,
 ) -> None:
-    """Compare the gradients of all inputs; raise for the first that differs."""
+    """Compare the gradients of all inputs; raise for the first that differs,
+    with the mistakes that :func:`_diagnose` finds in all of them together."""
     for key in analytic:
-        _compare(analytic[key], numeric[key], what=what(key), eps=eps, rtol=rtol, atol=atol)
+        if not np.all(np.isclose(analytic[key], numeric[key], rtol=rtol, atol=atol)):
+            findings = _diagnose(
+                analytic, numeric, rtol=rtol, atol=atol, noun=noun, grad=grad, uses=uses
+            )
+            _compare(
+                analytic[key], numeric[key], what=what(key), eps=eps, rtol=rtol, atol=atol,
+                findings=findings,
+            )
+
+
+def _likely_mistakes(findings: Sequence[str]) -> str:
+    """The findings as an indented paragraph (one) or a list (several)."""
+    if not findings:
+        return ""
+    if len(findings) == 1:
+        return "  Likely mistake:\n" + textwrap.fill(
+            findings[0], 79, initial_indent="    ", subsequent_indent="    "
+        ) + "\n"
+    items = [
+        textwrap.fill(finding, 79, initial_indent="  - ", subsequent_indent="    ")
+        for finding in findings
+    ]
+    return "  Likely mistakes:\n" + "\n".join(items) + "\n"
+
+
+# ------------------------------------------------------------------ diagnosis
+#
+# When a check fails, the analytic gradients of all inputs are compared with
+# the numeric ones, looking for the usual slips. A pattern is named only when
+# it explains every element of the inputs it names, within the check's own
+# tolerances; otherwise the message says nothing beyond the usual causes.
+
+
+def _diagnose(
+    analytic: dict[int, np.ndarray],
+    numeric: dict[int, np.ndarray],
+    *,
+    rtol: float,
+    atol: float,
+    noun: str = "input",
+    grad: str = "grad",
+    uses: dict[int, int] | None = None,
+) -> list[str]:
+    r"""Name the usual mistakes that explain the analytic gradients that fail.
+
+    ``analytic[k]`` and ``numeric[k]`` are the two gradients of input (or
+    parameter) ``k``. The inputs whose two gradients differ are examined
+    together. A pattern is named only if, for every element of the inputs it
+    names, the analytic value is :func:`numpy.isclose` (with the check's
+    ``rtol`` and ``atol``) to the value the pattern predicts from the
+    numeric gradients:
+
+    swapped
+        For two inputs :math:`i \ne j`, ``analytic[i]`` matches
+        ``numeric[j]`` and ``analytic[j]`` matches ``numeric[i]``. Arrays
+        of different shapes (inputs that broadcast against each other) match
+        when they agree after each is summed down to the largest shape both
+        reduce to, as :func:`~autodiff.core.unbroadcast` would: a gradient
+        given to the wrong input went through that input's unbroadcast.
+    sign flipped
+        ``analytic = -numeric``.
+    broadcast axes not summed
+        ``analytic = numeric / uses[k]``, where ``uses[k] > 1`` is how many
+        times broadcasting used each element of the input: the mean of the
+        uses' gradients instead of their sum.
+    transposed
+        ``analytic`` is ``numeric`` with its last two axes exchanged, which
+        have the same length, at least 2.
+    summed where one value per element was due
+        ``analytic`` is ``numeric`` summed over some axes (keeping them) and
+        repeated along them, although ``numeric`` varies along them (if it
+        did not, the sum would be a constant factor) and ``analytic`` is not
+        zero.
+    off by a constant factor
+        ``analytic = c * numeric`` with one number :math:`c \ne 0, \pm 1`,
+        fitted by least squares: first one :math:`c` for all the inputs
+        the patterns above leave unexplained, else one for each. One element
+        fits any :math:`c`, so at least two must pin it down, each with a
+        tolerance under 1 % of :math:`c` times its numeric value.
+
+    Parameters
+    ----------
+    analytic, numeric
+        The gradients, by input number.
+    rtol, atol
+        The check's tolerances.
+    noun
+        What the numbers count: ``"input"`` or ``"parameter"``.
+    grad
+        Where the mistake is, for the advice: ``"Mul.grad"``, say.
+    uses
+        For each input, how many times broadcasting used each of its
+        elements in the forward pass, when known.
+
+    Returns
+    -------
+    list of str
+        One finding per pattern that fits, in the order above; empty if none
+        does.
+
+    Examples
+    --------
+    >>> x, y = np.array([1.0, 2.0]), np.array([3.0, -1.0])
+    >>> _diagnose({0: y, 1: x}, {0: x, 1: y}, rtol=1e-5, atol=1e-8, grad="Mul.grad")
+    ... # doctest: +NORMALIZE_WHITESPACE
+    ['The gradients of inputs 0 and 1 are swapped: analytic of input 0 =
+      numeric of input 1, and the other way round. Mul.grad must return one
+      gradient per input, in the order of the arguments of apply.']
+    >>> _diagnose({0: 2 * x}, {0: x}, rtol=1e-5, atol=1e-8)[0][:60]
+    'Off by a constant factor for input 0: analytic = 2 * numeric'
+    """
+
+    def close(a: np.ndarray, b: np.ndarray) -> bool:
+        return a.shape == b.shape and bool(np.all(np.isclose(a, b, rtol=rtol, atol=atol)))
+
+    failing = [k for k in analytic if not close(analytic[k], numeric[k])]
+    findings: list[str] = []
+    explained: set[int] = set()
+    with np.errstate(all="ignore"):  # nan and inf simply fit no pattern
+        for i, j in itertools.combinations(failing, 2):
+            if _matches(analytic[i], numeric[j], close) and _matches(analytic[j], numeric[i], close):
+                note = ""
+                if analytic[i].shape != analytic[j].shape:
+                    note = " (compared after summing over the axes where one was broadcast)"
+                findings.append(
+                    f"The gradients of {noun}s {i} and {j} are swapped: analytic of {noun} "
+                    f"{i} = numeric of {noun} {j}, and the other way round{note}. {grad} "
+                    "must return one gradient per input, in the order of the arguments "
+                    "of apply."
+                )
+                explained |= {i, j}
+        for k in failing:
+            a, n = analytic[k], numeric[k]
+            count = (uses or {}).get(k, 1)
+            if close(a, -n):
+                findings.append(
+                    f"The sign is flipped for {noun} {k}: analytic = -numeric everywhere. "
+                    f"{grad} has a minus sign too many or too few (for z = x - y, the "
+                    "gradient of y is -gz)."
+                )
+                explained.add(k)
+            elif count > 1 and close(a, n / count):
+                findings.append(
+                    f"Broadcast axes not summed for {noun} {k}: broadcasting used each "
+                    f"of its elements {count} times, so its gradient is the sum of the "
+                    f"{count} uses' gradients, but analytic = numeric / {count}, their "
+                    f"mean. In {grad}, sum over the broadcast axes instead of averaging, "
+                    "or return the gradient in the broadcast shape: the engine sums it."
+                )
+                explained.add(k)
+            if _transposed(a, n, close):
+                findings.append(
+                    f"The gradient of {noun} {k} is transposed: analytic = numeric with "
+                    "its last two axes exchanged (numeric.T for a matrix). In "
+                    f"{grad}, transpose it, or multiply in the other order: for "
+                    "z = x @ y the gradient of y is x.T @ gz, and gz.T @ x is its "
+                    "transpose."
+                )
+                explained.add(k)
+            axes = _summed_axes(a, n, close)
+            if axes == tuple(axis for axis, length in enumerate(a.shape) if length > 1):
+                findings.append(
+                    f"Summed where one value per element was due, for {noun} {k}: every "
+                    "element of analytic is the same number, the sum of all of numeric. "
+                    f"{grad} sums too much: a .sum() too many, or a gradient of a shape "
+                    "the engine had to broadcast to the input's, such as "
+                    ".sum(axis=1) without keepdims=True. Sum only over the axes along "
+                    "which the input was broadcast."
+                )
+                explained.add(k)
+            elif axes is not None:
+                where = f"axis {axes[0]}" if len(axes) == 1 else f"axes {axes}"
+                findings.append(
+                    f"Summed where one value per element was due, for {noun} {k}: "
+                    f"analytic = numeric summed over {where} and repeated along it. "
+                    f"{grad} sums over {where}, along which the input was not "
+                    "broadcast. Sum only over the axes along which it was."
+                )
+                explained.add(k)
+        rest = [k for k in failing if k not in explained]
+        common = _factor([(analytic[k], numeric[k]) for k in rest], rtol, atol)
+        if common is not None:
+            findings.append(_off_by_factor(common, _names(noun, rest), grad, rtol))
+        elif len(rest) > 1:
+            for k in rest:
+                factor = _factor([(analytic[k], numeric[k])], rtol, atol)
+                if factor is not None:
+                    findings.append(_off_by_factor(factor, _names(noun, [k]), grad, rtol))
+    return findings
+
+
+def _matches(analytic: np.ndarray, numeric: np.ndarray, close: Callable[..., bool]) -> bool:
+    """Whether the two agree once both are summed down to the largest shape that
+    both reduce to by undoing broadcasting; False if there is no such shape."""
+    ndim = min(analytic.ndim, numeric.ndim)
+    common = []
+    for p, q in zip(analytic.shape[analytic.ndim - ndim :], numeric.shape[numeric.ndim - ndim :]):
+        if p != q and 1 not in (p, q):
+            return False  # no gradient could have been summed down to both
+        common.append(p if p == q else 1)
+    shape = tuple(common)
+    return close(unbroadcast(analytic, shape), unbroadcast(numeric, shape))
+
+
+def _transposed(analytic: np.ndarray, numeric: np.ndarray, close: Callable[..., bool]) -> bool:
+    """Whether analytic is numeric with its last two (equally long) axes exchanged."""
+    if numeric.ndim < 2 or numeric.shape[-1] != numeric.shape[-2] or numeric.shape[-1] < 2:
+        return False
+    return close(analytic, numeric.swapaxes(-1, -2))
+
+
+def _summed_axes(
+    analytic: np.ndarray, numeric: np.ndarray, close: Callable[..., bool]
+) -> tuple[int, ...] | None:
+    """The fewest axes over which numeric, summed and repeated, gives analytic.
+
+    None if there are none, if analytic is zero (a zero sum explains nothing),
+    or if numeric is constant along them (then the sum is a constant factor).
+    """
+    if close(analytic, np.zeros_like(analytic)):
+        return None
+    long_axes = [axis for axis, length in enumerate(numeric.shape) if length > 1]
+    # Every set of axes for up to 6 long axes (63 sets), else only all of them.
+    sizes = range(1, len(long_axes) + 1) if len(long_axes) <= 6 else [len(long_axes)]
+    for size in sizes:
+        for axes in itertools.combinations(long_axes, size):
+            total = np.broadcast_to(numeric.sum(axis=axes, keepdims=True), numeric.shape)
+            mean = np.broadcast_to(numeric.mean(axis=axes, keepdims=True), numeric.shape)
+            if close(analytic, total) and not close(numeric, mean):
+                return axes
+    return None
+
+
+def _factor(pairs: list[tuple[np.ndarray, np.ndarray]], rtol: float, atol: float) -> float | None:
+    """The number c with analytic = c * numeric in every pair, if the data pin it down."""
+    if not pairs:
+        return None
+    a = np.concatenate([analytic.ravel() for analytic, _ in pairs])
+    n = np.concatenate([numeric.ravel() for _, numeric in pairs])
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(n))) or not np.any(n):
+        return None
+    c = float(a @ n / (n @ n))  # least squares
+    if not np.all(np.isclose(a, c * n, rtol=rtol, atol=atol)):
+        return None
+    # An element pins c down where the tolerance is small next to c * numeric.
+    scaled = np.abs(c * n)
+    if np.count_nonzero(atol + rtol * scaled <= 0.01 * scaled) < 2:
+        return None
+    if np.isclose(abs(c), 1, rtol=1e-3, atol=0):
+        return None  # 1 passes the check; -1 is the flipped sign
+    return c
+
+
+def _off_by_factor(factor: float, names: str, grad: str, rtol: float) -> str:
+    """The finding for a constant factor, written as 2, 1/4 or 0.3517."""
+    size = abs(factor)
+    sign = "-" if factor < 0 else ""
+    text = f"{factor:.4g}"
+    if size >= 1 and np.isclose(size, round(size), rtol=rtol, atol=0):
+        text = f"{sign}{round(size)}"
+    elif size < 1 and np.isclose(1 / size, round(1 / size), rtol=rtol, atol=0):
+        text = f"{sign}1/{round(1 / size)}"
+    finding = (
+        f"Off by a constant factor for {names}: analytic = {text} * numeric everywhere. "
+        f"{grad} has a factor too many or too few, such as the 2 of x ** 2, or the 1/n "
+        "of a mean over n elements (n is often the batch size), missing, or taken "
+        "where a sum was due."
+    )
+    if text == "2":
+        finding += (
+            " Or every element sits on a kink, such as ReLU at 0, where the numeric "
+            "slope is the mean of the two sides."
+        )
+    return finding
+
+
+def _uses(shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
+    """How many times broadcasting ``shape`` to ``output_shape`` uses each element
+    (1 if ``shape`` does not broadcast to exactly ``output_shape``)."""
+    try:
+        if np.broadcast_shapes(shape, output_shape) != output_shape:
+            return 1
+    except ValueError:
+        return 1
+    return max(int(np.prod(output_shape)) // max(int(np.prod(shape)), 1), 1)
+
+
+def _names(noun: str, keys: Sequence[int]) -> str:
+    """'input 1', 'inputs 0 and 1', 'parameters 0, 1 and 2'."""
+    if len(keys) == 1:
+        return f"{noun} {keys[0]}"
+    return f"{noun}s {', '.join(map(str, keys[:-1]))} and {keys[-1]}"
 
 
 def numeric_test(
@@ -263,6 +592,8 @@ def numeric_test(
         text = f"{cls.__name__}, input {position} of shape {operation.args[position].shape}"
         return text + (", second order" if order == 2 else "")
 
+    # How many times broadcasting to the output used each element of an input.
+    uses = {p: _uses(values[p].shape, variable.shape) for p in checked} if order == 1 else None
     _compare_all(
         {p: np.asarray(analytic[p], dtype=np.float64) for p in checked},
         numeric,
@@ -270,6 +601,9 @@ def numeric_test(
         eps=eps,
         rtol=rtol,
         atol=atol,
+        noun="input",
+        grad=f"{cls.__name__}.grad",
+        uses=uses,
     )
 
 
@@ -391,6 +725,8 @@ def check_gradients(
             eps=eps,
             rtol=rtol,
             atol=atol,
+            noun="parameter",
+            grad="The grad of an operation in the graph",
         )
     finally:
         for p, original in zip(parameters, originals):
