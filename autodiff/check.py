@@ -65,7 +65,7 @@ class GradientCheckError(AssertionError):
     autodiff.check.GradientCheckError: Gradient check failed for Mul, input 0 of shape (), element ():
       Likely mistake:
         The gradients of inputs 0 and 1 are swapped: analytic of input 0 = numeric
-        of input 1, and the other way round. Mul.grad must return one gradient per
+        of input 1, and the other way round. In Mul.grad, return one gradient per
         input, in the order of the arguments of apply.
       analytic (from grad):            15.46...
       numeric (central differences):   -12.57...
@@ -214,6 +214,55 @@ def _likely_mistakes(findings: Sequence[str]) -> str:
 # it explains every element of the inputs it names, within the check's own
 # tolerances; otherwise the message says nothing beyond the usual causes.
 
+#: What each finding says: {who} names the inputs, {grad} the code to fix.
+_FINDINGS = {
+    "swapped": (
+        "The gradients of {who} are swapped: analytic of {first} = numeric of "
+        "{second}, and the other way round{note}. In {grad}, return one gradient "
+        "per input, in the order of the arguments of apply."
+    ),
+    "sign": (
+        "The sign is flipped for {who}: analytic = -numeric everywhere. In {grad}, a "
+        "minus sign is missing or too many (for z = x - y, the gradient of y is -gz)."
+    ),
+    "broadcast": (
+        "Broadcast axes not summed for {who}: broadcasting used each of its elements "
+        "{uses} times, so its gradient is the sum of the {uses} uses' gradients, but "
+        "analytic = numeric / {uses}, their mean. In {grad}, sum over the broadcast "
+        "axes instead of averaging, or return the gradient in the broadcast shape: "
+        "the engine sums it."
+    ),
+    "transposed": (
+        "The gradient of {who} is transposed: analytic = numeric with its last two "
+        "axes exchanged (numeric.T for a matrix). In {grad}, transpose it, or "
+        "multiply in the other order: for z = x @ y the gradient of y is x.T @ gz, "
+        "and gz.T @ x is its transpose."
+    ),
+    "summed everywhere": (
+        "Summed where one value per element was due, for {who}: every element of "
+        "analytic is the same number, the sum of all of numeric. In {grad}, the "
+        "gradient is summed too much: a .sum() too many, or a gradient of a shape the "
+        "engine had to broadcast to the input's, such as .sum(axis=1) without "
+        "keepdims=True. Sum only over the axes along which the input was broadcast."
+    ),
+    "summed": (
+        "Summed where one value per element was due, for {who}: analytic = numeric "
+        "summed over {axes} and repeated along it. In {grad}, the gradient is summed "
+        "over {axes}, along which the input was not broadcast: sum only over the axes "
+        "along which it was."
+    ),
+    "factor": (
+        "Off by a constant factor for {who}: analytic = {factor} * numeric "
+        "everywhere. In {grad}, a factor is missing or too many, such as the 2 of "
+        "x ** 2, or the 1/n of a mean over n elements (n is often the batch size), "
+        "missing, or taken where a sum was due."
+    ),
+    "factor 2 at a kink": (
+        " Or every element sits on a kink, such as ReLU at 0, where the numeric "
+        "slope is the mean of the two sides."
+    ),
+}
+
 
 def _diagnose(
     analytic: dict[int, np.ndarray],
@@ -228,14 +277,14 @@ def _diagnose(
     r"""Name the usual mistakes that explain the analytic gradients that fail.
 
     ``analytic[k]`` and ``numeric[k]`` are the two gradients of input (or
-    parameter) ``k``. The inputs whose two gradients differ are examined
-    together. A pattern is named only if, for every element of the inputs it
-    names, the analytic value is :func:`numpy.isclose` (with the check's
-    ``rtol`` and ``atol``) to the value the pattern predicts from the
-    numeric gradients:
+    parameter) ``k``. The inputs whose two gradients differ (the failing
+    ones) are examined together. A pattern is named only if, for every
+    element of the inputs it names, the analytic value is
+    :func:`numpy.isclose` (with the check's ``rtol`` and ``atol``) to the
+    value the pattern predicts from the numeric gradients:
 
     swapped
-        For two inputs :math:`i \ne j`, ``analytic[i]`` matches
+        For two failing inputs :math:`i \ne j`, ``analytic[i]`` matches
         ``numeric[j]`` and ``analytic[j]`` matches ``numeric[i]``. Arrays
         of different shapes (inputs that broadcast against each other) match
         when they agree after each is summed down to the largest shape both
@@ -256,11 +305,12 @@ def _diagnose(
         did not, the sum would be a constant factor) and ``analytic`` is not
         zero.
     off by a constant factor
-        ``analytic = c * numeric`` with one number :math:`c \ne 0, \pm 1`,
-        fitted by least squares: first one :math:`c` for all the inputs
+        ``analytic = c * numeric`` with one number :math:`c`, fitted by
+        least squares: first one :math:`c` for all the failing inputs that
         the patterns above leave unexplained, else one for each. One element
         fits any :math:`c`, so at least two must pin it down, each with a
-        tolerance under 1 % of :math:`c` times its numeric value.
+        tolerance under 1 % of :math:`c` times its numeric value; and
+        :math:`c` must not be within 0.1 % of :math:`\pm 1`.
 
     Parameters
     ----------
@@ -280,7 +330,8 @@ def _diagnose(
     -------
     list of str
         One finding per pattern that fits, in the order above; empty if none
-        does.
+        does. An input may fit two patterns (swapped gradients of x - y are
+        also both signs flipped); then both are named.
 
     Examples
     --------
@@ -288,7 +339,7 @@ def _diagnose(
     >>> _diagnose({0: y, 1: x}, {0: x, 1: y}, rtol=1e-5, atol=1e-8, grad="Mul.grad")
     ... # doctest: +NORMALIZE_WHITESPACE
     ['The gradients of inputs 0 and 1 are swapped: analytic of input 0 =
-      numeric of input 1, and the other way round. Mul.grad must return one
+      numeric of input 1, and the other way round. In Mul.grad, return one
       gradient per input, in the order of the arguments of apply.']
     >>> _diagnose({0: 2 * x}, {0: x}, rtol=1e-5, atol=1e-8)[0][:60]
     'Off by a constant factor for input 0: analytic = 2 * numeric'
@@ -296,6 +347,10 @@ def _diagnose(
 
     def close(a: np.ndarray, b: np.ndarray) -> bool:
         return a.shape == b.shape and bool(np.all(np.isclose(a, b, rtol=rtol, atol=atol)))
+
+    def say(pattern: str, keys: Sequence[int], **details: Any) -> None:
+        findings.append(_FINDINGS[pattern].format(who=_names(noun, keys), grad=grad, **details))
+        explained.update(keys)
 
     failing = [k for k in analytic if not close(analytic[k], numeric[k])]
     findings: list[str] = []
@@ -306,70 +361,32 @@ def _diagnose(
                 note = ""
                 if analytic[i].shape != analytic[j].shape:
                     note = " (compared after summing over the axes where one was broadcast)"
-                findings.append(
-                    f"The gradients of {noun}s {i} and {j} are swapped: analytic of {noun} "
-                    f"{i} = numeric of {noun} {j}, and the other way round{note}. {grad} "
-                    "must return one gradient per input, in the order of the arguments "
-                    "of apply."
-                )
-                explained |= {i, j}
+                say("swapped", [i, j], first=f"{noun} {i}", second=f"{noun} {j}", note=note)
         for k in failing:
             a, n = analytic[k], numeric[k]
             count = (uses or {}).get(k, 1)
             if close(a, -n):
-                findings.append(
-                    f"The sign is flipped for {noun} {k}: analytic = -numeric everywhere. "
-                    f"{grad} has a minus sign too many or too few (for z = x - y, the "
-                    "gradient of y is -gz)."
-                )
-                explained.add(k)
+                say("sign", [k])
             elif count > 1 and close(a, n / count):
-                findings.append(
-                    f"Broadcast axes not summed for {noun} {k}: broadcasting used each "
-                    f"of its elements {count} times, so its gradient is the sum of the "
-                    f"{count} uses' gradients, but analytic = numeric / {count}, their "
-                    f"mean. In {grad}, sum over the broadcast axes instead of averaging, "
-                    "or return the gradient in the broadcast shape: the engine sums it."
-                )
-                explained.add(k)
+                say("broadcast", [k], uses=count)
             if _transposed(a, n, close):
-                findings.append(
-                    f"The gradient of {noun} {k} is transposed: analytic = numeric with "
-                    "its last two axes exchanged (numeric.T for a matrix). In "
-                    f"{grad}, transpose it, or multiply in the other order: for "
-                    "z = x @ y the gradient of y is x.T @ gz, and gz.T @ x is its "
-                    "transpose."
-                )
-                explained.add(k)
+                say("transposed", [k])
             axes = _summed_axes(a, n, close)
             if axes == tuple(axis for axis, length in enumerate(a.shape) if length > 1):
-                findings.append(
-                    f"Summed where one value per element was due, for {noun} {k}: every "
-                    "element of analytic is the same number, the sum of all of numeric. "
-                    f"{grad} sums too much: a .sum() too many, or a gradient of a shape "
-                    "the engine had to broadcast to the input's, such as "
-                    ".sum(axis=1) without keepdims=True. Sum only over the axes along "
-                    "which the input was broadcast."
-                )
-                explained.add(k)
+                say("summed everywhere", [k])
             elif axes is not None:
-                where = f"axis {axes[0]}" if len(axes) == 1 else f"axes {axes}"
-                findings.append(
-                    f"Summed where one value per element was due, for {noun} {k}: "
-                    f"analytic = numeric summed over {where} and repeated along it. "
-                    f"{grad} sums over {where}, along which the input was not "
-                    "broadcast. Sum only over the axes along which it was."
-                )
-                explained.add(k)
+                say("summed", [k], axes=f"axis {axes[0]}" if len(axes) == 1 else f"axes {axes}")
         rest = [k for k in failing if k not in explained]
-        common = _factor([(analytic[k], numeric[k]) for k in rest], rtol, atol)
-        if common is not None:
-            findings.append(_off_by_factor(common, _names(noun, rest), grad, rtol))
-        elif len(rest) > 1:
-            for k in rest:
-                factor = _factor([(analytic[k], numeric[k])], rtol, atol)
-                if factor is not None:
-                    findings.append(_off_by_factor(factor, _names(noun, [k]), grad, rtol))
+        groups = [rest]  # one factor for all the inputs left, else one for each
+        if len(rest) > 1 and _factor([(analytic[k], numeric[k]) for k in rest], rtol, atol) is None:
+            groups = [[k] for k in rest]
+        for keys in groups:
+            factor = _factor([(analytic[k], numeric[k]) for k in keys], rtol, atol)
+            if factor is not None:
+                text = _readable_factor(factor, rtol)
+                say("factor", keys, factor=text)
+                if text == "2":
+                    findings[-1] += _FINDINGS["factor 2 at a kink"]
     return findings
 
 
@@ -431,31 +448,18 @@ def _factor(pairs: list[tuple[np.ndarray, np.ndarray]], rtol: float, atol: float
     if np.count_nonzero(atol + rtol * scaled <= 0.01 * scaled) < 2:
         return None
     if np.isclose(abs(c), 1, rtol=1e-3, atol=0):
-        return None  # 1 passes the check; -1 is the flipped sign
+        return None  # within 0.1 % of 1 or -1: precision (eps, float32), not a factor
     return c
 
 
-def _off_by_factor(factor: float, names: str, grad: str, rtol: float) -> str:
-    """The finding for a constant factor, written as 2, 1/4 or 0.3517."""
-    size = abs(factor)
-    sign = "-" if factor < 0 else ""
-    text = f"{factor:.4g}"
+def _readable_factor(factor: float, rtol: float) -> str:
+    """The factor as a reader would write it: 2, -3, 1/4, or 0.351712."""
+    size, sign = abs(factor), "-" if factor < 0 else ""
     if size >= 1 and np.isclose(size, round(size), rtol=rtol, atol=0):
-        text = f"{sign}{round(size)}"
-    elif size < 1 and np.isclose(1 / size, round(1 / size), rtol=rtol, atol=0):
-        text = f"{sign}1/{round(1 / size)}"
-    finding = (
-        f"Off by a constant factor for {names}: analytic = {text} * numeric everywhere. "
-        f"{grad} has a factor too many or too few, such as the 2 of x ** 2, or the 1/n "
-        "of a mean over n elements (n is often the batch size), missing, or taken "
-        "where a sum was due."
-    )
-    if text == "2":
-        finding += (
-            " Or every element sits on a kink, such as ReLU at 0, where the numeric "
-            "slope is the mean of the two sides."
-        )
-    return finding
+        return f"{sign}{round(size)}"
+    if size < 1 and np.isclose(1 / size, round(1 / size), rtol=rtol, atol=0):
+        return f"{sign}1/{round(1 / size)}"
+    return f"{factor:.6g}"
 
 
 def _uses(shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
@@ -726,7 +730,7 @@ def check_gradients(
             rtol=rtol,
             atol=atol,
             noun="parameter",
-            grad="The grad of an operation in the graph",
+            grad="the grad of an operation in the graph",
         )
     finally:
         for p, original in zip(parameters, originals):
