@@ -614,3 +614,35 @@ def test_second_order_diagnosis(rng: np.random.Generator) -> None:
     message = _failure(check_gradients, lambda: CubeDetachingX(w).sum(), [w], order=2)
     diagnosis = _diagnosis(message)
     assert "Off by a constant factor for parameter 0: analytic = 1/2 * numeric" in diagnosis
+
+
+SHAPES = [(), (3,), (3, 2), (1, 2), (2, 2), (2, 3, 3)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_unrelated_or_nearly_matching_gradients_are_not_diagnosed(shape: tuple[int, ...]) -> None:
+    from autodiff.check import _diagnose
+
+    rng = np.random.default_rng(7)
+    numeric = {0: rng.normal(size=shape), 1: rng.normal(size=shape)}
+    unrelated = {0: rng.normal(size=shape), 1: rng.normal(size=shape)}
+    assert _diagnose(unrelated, numeric, rtol=1e-5, atol=1e-8, uses={0: 4, 1: 4}) == []
+    # Each pattern, off by 0.1 % up and down (so no factor explains it): not named.
+    n0, n1 = numeric[0], numeric[1]
+    square = len(shape) >= 2 and shape[-1] == shape[-2]
+    nearly = [
+        (n1, n0),  # swapped
+        (-n0, -n1),  # signs flipped
+        (2 * n0, 2 * n1),  # a factor 2
+        (n0 / 4, n1 / 4),  # a mean over 4 uses
+        (np.swapaxes(n0, -1, -2) if square else n0, n1),  # transposed
+        (np.full(shape, n0.sum()), n1),  # summed
+    ]
+    up_down = np.reshape(1e-3 * (-1.0) ** np.arange(n0.size), shape)
+    for a0, a1 in nearly:
+        analytic = {0: np.asarray(a0 * (1 + up_down)), 1: np.asarray(a1 * (1 - up_down))}
+        assert _diagnose(analytic, numeric, rtol=1e-5, atol=1e-8, uses={0: 4, 1: 4}) == []
+        # Without the noise, the pattern is named: the test above is not vacuous.
+        exact = {0: np.asarray(a0), 1: np.asarray(a1)}
+        if not all(np.allclose(exact[k], numeric[k]) for k in (0, 1)):
+            assert _diagnose(exact, numeric, rtol=1e-5, atol=1e-8, uses={0: 4, 1: 4}) != []
