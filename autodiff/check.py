@@ -15,6 +15,7 @@ train with, but plenty to test a hand-written gradient.
 from __future__ import annotations
 
 import itertools
+import re
 import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -66,7 +67,7 @@ class GradientCheckError(AssertionError):
       Likely mistake:
         The gradients of inputs 0 and 1 are swapped: analytic of input 0 = numeric
         of input 1, and the other way round. In Mul.grad, return one gradient per
-        input, in the order of the arguments of apply.
+        input, in the order of the arguments of `apply`.
       analytic (from grad):            15.46...
       numeric (central differences):   -12.57...
       ...
@@ -86,7 +87,8 @@ class GradientCheckError(AssertionError):
     ...
     autodiff.check.GradientCheckError: Gradient check failed for Square, input 0 of shape (2,), element (...):
       Likely mistake:
-        Off by a constant factor for input 0: analytic = 1/2 * numeric everywhere.
+        Off by a constant factor for input 0: `analytic = 1/2 * numeric`
+        everywhere. ...
     ...
     """
 
@@ -197,14 +199,17 @@ def _likely_mistakes(findings: Sequence[str]) -> str:
     if not findings:
         return ""
     if len(findings) == 1:
-        return "  Likely mistake:\n" + textwrap.fill(
-            findings[0], 79, initial_indent="    ", subsequent_indent="    "
-        ) + "\n"
-    items = [
-        textwrap.fill(finding, 79, initial_indent="  - ", subsequent_indent="    ")
-        for finding in findings
-    ]
+        return "  Likely mistake:\n" + _fill(findings[0], "    ", "    ") + "\n"
+    items = [_fill(finding, "  - ", "    ") for finding in findings]
     return "  Likely mistakes:\n" + "\n".join(items) + "\n"
+
+
+def _fill(text: str, first: str, rest: str) -> str:
+    """Wrap ``text`` at 79 columns, never inside a `code span`."""
+    # textwrap breaks at spaces only, and a no-break space is none.
+    glued = re.sub(r"`[^`]*`", lambda span: span.group().replace(" ", "\xa0"), text)
+    wrapped = textwrap.fill(glued, 79, initial_indent=first, subsequent_indent=rest)
+    return wrapped.replace("\xa0", " ")
 
 
 # ------------------------------------------------------------------ diagnosis
@@ -219,31 +224,33 @@ _FINDINGS = {
     "swapped": (
         "The gradients of {who} are swapped: analytic of {first} = numeric of "
         "{second}, and the other way round{note}. In {grad}, return one gradient "
-        "per input, in the order of the arguments of apply."
+        "per input, in the order of the arguments of `apply`."
     ),
     "sign": (
-        "The sign is flipped for {who}: analytic = -numeric everywhere. In {grad}, a "
-        "minus sign is missing or too many (for z = x - y, the gradient of y is -gz)."
+        "The sign is flipped for {who}: `analytic = -numeric` everywhere. In {grad}, "
+        "a minus sign is missing or too many (for `z = x - y`, the gradient of `y` "
+        "is `-gz`)."
     ),
     "broadcast": (
         "Broadcast axes not summed for {who}: broadcasting used each of its elements "
         "{uses} times, so its gradient is the sum of the {uses} uses' gradients, but "
-        "analytic = numeric / {uses}, their mean. In {grad}, sum over the broadcast "
-        "axes instead of averaging, or return the gradient in the broadcast shape: "
-        "the engine sums it."
+        "`analytic = numeric / {uses}`, their mean. In {grad}, sum over the "
+        "broadcast axes instead of averaging, or return the gradient in the "
+        "broadcast shape: the engine sums it."
     ),
     "transposed": (
         "The gradient of {who} is transposed: analytic = numeric with its last two "
-        "axes exchanged (numeric.T for a matrix). In {grad}, transpose it, or "
-        "multiply in the other order: for z = x @ y the gradient of y is x.T @ gz, "
-        "and gz.T @ x is its transpose."
+        "axes exchanged (`numeric.T` for a matrix). In {grad}, transpose it, or "
+        "multiply in the other order: for `z = x @ y` the gradient of `y` is "
+        "`x.T @ gz`, and `gz.T @ x` is its transpose."
     ),
     "summed everywhere": (
         "Summed where one value per element was due, for {who}: every element of "
         "analytic is the same number, the sum of all of numeric. In {grad}, the "
-        "gradient is summed too much: a .sum() too many, or a gradient of a shape the "
-        "engine had to broadcast to the input's, such as .sum(axis=1) without "
-        "keepdims=True. Sum only over the axes along which the input was broadcast."
+        "gradient is summed too much: a `.sum()` too many, or a gradient of a shape "
+        "the engine had to broadcast to the input's, such as `.sum(axis=1)` without "
+        "`keepdims=True`. Sum only over the axes along which the input was "
+        "broadcast."
     ),
     "summed": (
         "Summed where one value per element was due, for {who}: analytic = numeric "
@@ -252,10 +259,10 @@ _FINDINGS = {
         "along which it was."
     ),
     "factor": (
-        "Off by a constant factor for {who}: analytic = {factor} * numeric "
+        "Off by a constant factor for {who}: `analytic = {factor} * numeric` "
         "everywhere. In {grad}, a factor is missing or too many, such as the 2 of "
-        "x ** 2, or the 1/n of a mean over n elements (n is often the batch size), "
-        "missing, or taken where a sum was due."
+        "`x ** 2`, or the `1/n` of a mean over `n` elements (`n` is often the batch "
+        "size), missing, or taken where a sum was due."
     ),
     "factor 2 at a kink": (
         " Or every element sits on a kink, such as ReLU at 0, where the numeric "
@@ -340,9 +347,9 @@ def _diagnose(
     ... # doctest: +NORMALIZE_WHITESPACE
     ['The gradients of inputs 0 and 1 are swapped: analytic of input 0 =
       numeric of input 1, and the other way round. In Mul.grad, return one
-      gradient per input, in the order of the arguments of apply.']
-    >>> _diagnose({0: 2 * x}, {0: x}, rtol=1e-5, atol=1e-8)[0][:60]
-    'Off by a constant factor for input 0: analytic = 2 * numeric'
+      gradient per input, in the order of the arguments of `apply`.']
+    >>> _diagnose({0: 2 * x}, {0: x}, rtol=1e-5, atol=1e-8)[0][:62]
+    'Off by a constant factor for input 0: `analytic = 2 * numeric`'
     """
 
     def close(a: np.ndarray, b: np.ndarray) -> bool:

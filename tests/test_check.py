@@ -198,6 +198,8 @@ def _diagnosis(message: str) -> str:
     if not lines[1].startswith("  Likely mistake"):
         return ""
     end = next(i for i, line in enumerate(lines) if line.startswith("  analytic (from grad):"))
+    for line in lines[1:end]:
+        assert line.count("`") % 2 == 0, f"a `code span` is broken across lines: {line!r}"
     return " ".join(line.strip() for line in lines[1:end])
 
 
@@ -260,7 +262,7 @@ def test_flipped_sign_is_named(rng: np.random.Generator) -> None:
     assert "input 1 of shape (3,)" in message.splitlines()[0]  # input 0 passes
     diagnosis = _diagnosis(message)
     assert diagnosis.startswith(
-        "Likely mistake: The sign is flipped for input 1: analytic = -numeric everywhere."
+        "Likely mistake: The sign is flipped for input 1: `analytic = -numeric` everywhere."
     )
     assert "input 0" not in diagnosis
 
@@ -302,7 +304,7 @@ class HalfSquare(Operation):
 
 def test_constant_factor_is_named_with_its_value() -> None:
     diagnosis = _diagnosis(_failure(numeric_test, HalfSquare(Parameter([1.0, -3.0, 2.0]))))
-    assert "Off by a constant factor for input 0: analytic = 1/2 * numeric everywhere." in diagnosis
+    assert "Off by a constant factor for input 0: `analytic = 1/2 * numeric` everywhere." in diagnosis
     assert "In HalfSquare.grad, a factor is missing or too many" in diagnosis
     assert "kink" not in diagnosis  # the remark about kinks is for a factor 2 only
 
@@ -322,7 +324,7 @@ class BatchMean(Operation):
 
 def test_factor_of_the_batch_size_is_named(rng: np.random.Generator) -> None:
     diagnosis = _diagnosis(_failure(numeric_test, BatchMean(Parameter(rng.normal(size=(4, 3))))))
-    assert "analytic = 4 * numeric everywhere" in diagnosis
+    assert "`analytic = 4 * numeric` everywhere" in diagnosis
     assert "batch size" in diagnosis
 
 
@@ -339,7 +341,7 @@ def test_mean_of_all_elements_is_a_factor_not_a_sum() -> None:
 
     x = Parameter(np.arange(6.0).reshape(2, 3))
     diagnosis = _diagnosis(_failure(numeric_test, MeanWithoutCount(x)))
-    assert "analytic = 6 * numeric everywhere" in diagnosis
+    assert "`analytic = 6 * numeric` everywhere" in diagnosis
     assert "Summed" not in diagnosis
 
 
@@ -359,14 +361,14 @@ def test_common_factor_of_scalar_parameters_through_a_graph() -> None:
     w, b = Parameter(0.5), Parameter(-0.3)
     x, y = np.array([1.0, 2.0, -1.0, 0.5]), np.array([0.2, 1.0, -0.4, 0.7])
     diagnosis = _diagnosis(_failure(check_gradients, lambda: MSEWithoutCount(x * w + b, y), [w, b]))
-    assert "Off by a constant factor for parameters 0 and 1: analytic = 4 * numeric" in diagnosis
+    assert "Off by a constant factor for parameters 0 and 1: `analytic = 4 * numeric`" in diagnosis
 
 
 def test_factor_two_mentions_the_kink() -> None:
     # Every element on ReLU's kink: analytic 1, numeric 1/2. The data say "factor 2",
     # and the message says that a kink gives the same numbers.
     diagnosis = _diagnosis(_failure(numeric_test, ReLU(Parameter(np.zeros(3)))))
-    assert "analytic = 2 * numeric everywhere" in diagnosis
+    assert "`analytic = 2 * numeric` everywhere" in diagnosis
     assert "kink" in diagnosis
 
 
@@ -387,7 +389,7 @@ def test_transposed_gradient_is_named(rng: np.random.Generator) -> None:
     assert "input 1 of shape (2, 2)" in message.splitlines()[0]
     diagnosis = _diagnosis(message)
     assert diagnosis.startswith("Likely mistake: The gradient of input 1 is transposed:")
-    assert "gz.T @ x is its transpose" in diagnosis
+    assert "`gz.T @ x` is its transpose" in diagnosis
 
 
 def test_transposed_gradient_in_a_graph(rng: np.random.Generator) -> None:
@@ -449,7 +451,7 @@ def test_sum_without_keepdims_is_named_as_summed(rng: np.random.Generator) -> No
     x, y = Parameter(rng.normal(size=(3, 4))), Parameter(rng.normal(size=(3, 1)))
     diagnosis = _diagnosis(_failure(numeric_test, ColumnScale(x, y)))
     assert "Summed where one value per element was due, for input 1" in diagnosis
-    assert "without keepdims=True" in diagnosis
+    assert "`.sum(axis=1)` without `keepdims=True`" in diagnosis
 
 
 def test_sum_over_one_axis_is_named_with_the_axis(rng: np.random.Generator) -> None:
@@ -485,7 +487,7 @@ def test_broadcast_axes_not_summed_are_named(rng: np.random.Generator) -> None:
     diagnosis = _diagnosis(message)
     assert diagnosis.startswith("Likely mistake: Broadcast axes not summed for input 1:")
     assert "used each of its elements 4 times" in diagnosis
-    assert "analytic = numeric / 4, their mean" in diagnosis
+    assert "`analytic = numeric / 4`, their mean" in diagnosis
     assert "Off by a constant factor" not in diagnosis  # the same numbers, said once
 
 
@@ -564,7 +566,7 @@ def test_diagnose_on_degenerate_data() -> None:
     # All-equal values, both sides: the factor 3 is named (the sum of numeric is 3 times it too).
     findings = diagnose([[3.0, 3.0, 3.0]], [[1.0, 1.0, 1.0]])
     assert len(findings) == 1
-    assert findings[0].startswith("Off by a constant factor for input 0: analytic = 3 * numeric")
+    assert findings[0].startswith("Off by a constant factor for input 0: `analytic = 3 * numeric`")
     # A 1 x 1 matrix is its own transpose; a failing one is never "transposed".
     assert diagnose([[[2.0]]], [[[1.5]]]) == []
     # An antisymmetric numeric gradient: its transpose is its negative, and both are said.
@@ -609,11 +611,11 @@ def test_second_order_diagnosis(rng: np.random.Generator) -> None:
     numeric_test(CubeDetachingX(x))
     message = _failure(numeric_test, CubeDetachingX(x), order=2)
     assert "input 0 of shape (3,), second order" in message.splitlines()[0]
-    assert "analytic = 1/2 * numeric everywhere" in _diagnosis(message)
+    assert "`analytic = 1/2 * numeric` everywhere" in _diagnosis(message)
     w = Parameter(rng.normal(size=3))
     message = _failure(check_gradients, lambda: CubeDetachingX(w).sum(), [w], order=2)
     diagnosis = _diagnosis(message)
-    assert "Off by a constant factor for parameter 0: analytic = 1/2 * numeric" in diagnosis
+    assert "Off by a constant factor for parameter 0: `analytic = 1/2 * numeric`" in diagnosis
 
 
 SHAPES = [(), (3,), (3, 2), (1, 2), (2, 2), (2, 3, 3)]
