@@ -674,33 +674,6 @@ def test_wrong_answer_in_chapter_fails_its_check(name: str) -> None:
     assert len(str(error["evalue"]).strip()) > 10, f"{name}: the check fails without a helpful message"
 
 
-def _wrong_build_your_own(student: se.StudentNotebook, name: str, number: int, wrong: str) -> dict[str, object]:
-    """Run the build-it-yourself notebook with one wrong answer; the error, caught after the exercise."""
-    index, _ = _exercise_cell(student, name)
-    error = _execute_expecting_failure(fill_notebook(student, {(index, number): wrong}), DOCS)
-    cells = student.notebook.cells
-    check = next(i for i in range(index + 1, len(cells)) if cells[i].cell_type == "code")
-    assert error["cell"] == check, f"the wrong {name} was caught in cell {error['cell']}, not by its check"
-    return error
-
-
-def test_wrong_gradient_in_build_your_own_is_explained(build_your_own: se.StudentNotebook) -> None:
-    _, student = _exercise_cell(build_your_own, "Mul")
-    assert student.count(GAP) == 3  # z = ???, return ???, ???
-    error = _wrong_build_your_own(build_your_own, "Mul", 1, "gz * x")  # gz * x for both inputs
-    assert error["ename"] == "GradientCheckError"
-    message = str(error["evalue"])
-    assert "Gradient check failed for Mul, input 0" in message
-    assert "analytic (from grad)" in message and "numeric (central differences)" in message
-
-
-def test_backprop_that_overwrites_is_explained(build_your_own: se.StudentNotebook) -> None:
-    error = _wrong_build_your_own(build_your_own, "backprop", 1, "gx")  # gradients[x] = gx
-    assert error["ename"] == "AssertionError"
-    assert "the contribution of one use of x only" in str(error["evalue"])
-    assert "add each contribution" in str(error["evalue"])
-
-
 RECURSIVE_ORDER = """order = []
 
     def visit(node):
@@ -713,7 +686,24 @@ RECURSIVE_ORDER = """order = []
     return order"""
 
 
-def test_recursive_topological_order_is_explained(build_your_own: se.StudentNotebook) -> None:
-    error = _wrong_build_your_own(build_your_own, "topological_order", 0, RECURSIVE_ORDER)
-    assert error["ename"] == "AssertionError"
-    assert "recursion limit" in str(error["evalue"]) and "your own stack" in str(error["evalue"])
+@pytest.mark.parametrize(
+    ("name", "number", "wrong", "error", "message"),
+    [
+        ("Mul", 1, "gz * x", "GradientCheckError", "Gradient check failed for Mul, input 0"),
+        ("Sum", 2, "broadcast_to(gz, shape)", "AssertionError", "give gz the shape `kept`"),
+        ("backprop", 1, "gx", "AssertionError", "the contribution of one use of x only"),
+        ("topological_order", 0, RECURSIVE_ORDER, "AssertionError", "recursion limit"),
+    ],
+    ids=["Mul, gz * x for both inputs", "Sum, gz not reshaped", "backprop, overwriting", "topological_order, recursive"],
+)
+def test_wrong_answer_in_build_your_own_is_explained(
+    build_your_own: se.StudentNotebook, name: str, number: int, wrong: str, error: str, message: str
+) -> None:
+    index, student = _exercise_cell(build_your_own, name)
+    assert name != "Mul" or student.count(GAP) == 3  # z = ???, return ???, ???
+    failure = _execute_expecting_failure(fill_notebook(build_your_own, {(index, number): wrong}), DOCS)
+    cells = build_your_own.notebook.cells
+    check = next(i for i in range(index + 1, len(cells)) if cells[i].cell_type == "code")
+    assert failure["cell"] == check, f"the wrong {name} was caught in cell {failure['cell']}, not by its check"
+    assert failure["ename"] == error
+    assert message in str(failure["evalue"])
