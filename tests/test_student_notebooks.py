@@ -584,6 +584,13 @@ def test_build_your_own_exercise_is_the_package_code_gapped(name: str, build_you
     assert student.count(GAP) >= 2
 
 
+def test_build_your_own_needs_no_package(build_your_own: se.StudentNotebook) -> None:
+    """It runs where the package is not installed: everything it uses is in its cells."""
+    code = "\n".join(_code_cells(build_your_own.notebook))
+    assert not re.search(r"^\s*(from|import)\s+autodiff\b", code, re.MULTILINE)
+    assert "_speed = types.SimpleNamespace(apply=apply, paused=paused)" in code
+
+
 def test_build_your_own_asks_the_seeds_questions_beside_backprop(build_your_own: se.StudentNotebook) -> None:
     index, _ = _exercise_cell(build_your_own, "backprop")
     before = build_your_own.notebook.cells[index - 1].source
@@ -656,6 +663,10 @@ def _first_expression_gap(student: se.StudentNotebook) -> tuple[int, int, str] |
 
 
 WITH_EXPRESSION_GAPS = [p.stem for p in CHAPTERS if _first_expression_gap(se.student_notebook(p))]
+
+
+def test_chapters_with_wrong_answers_to_try() -> None:
+    assert WITH_EXPRESSION_GAPS, "no chapter has a gap that the wrong-answer test below can fill wrongly"
 
 
 @pytest.mark.parametrize("name", WITH_EXPRESSION_GAPS)
