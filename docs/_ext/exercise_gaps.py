@@ -100,7 +100,8 @@ def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
 
 def _value_gaps(code: _Code, value: ast.expr) -> list[_Edit]:
     """An expression becomes ???; a tuple gets one ??? per element."""
-    return [code.gap(e) for e in value.elts] if isinstance(value, ast.Tuple) and value.elts else [code.gap(value)]
+    elements = value.elts if isinstance(value, ast.Tuple) and value.elts else [value]
+    return [code.gap(element) for element in elements]
 
 
 def _is_docstring(node: ast.stmt) -> bool:
@@ -274,8 +275,8 @@ def gap_exercise(text: str, whole_body: bool = False) -> tuple[str, list[str]]:
     if whole_body:
         edits = _skeleton_edits(code, [definition])
     elif isinstance(definition, ast.ClassDef):
-        apply = next(n for n in definition.body if isinstance(n, ast.FunctionDef) and n.name == "apply")
-        for node in _statements(apply.body):
+        methods = [n for n in definition.body if isinstance(n, ast.FunctionDef) and n.name == "apply"]
+        for node in _statements(methods[0].body if methods else []):
             if isinstance(node, ast.FunctionDef):  # the grad closure
                 edits += _result_gaps(code, node, gap_returns=True)
             elif _computes(node):

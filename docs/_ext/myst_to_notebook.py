@@ -179,7 +179,7 @@ def _markdown(source: str, base: Path, problems: list[str], top: bool = True) ->
     for piece in (p for p in pieces if not isinstance(p, str) or p.strip()):
         last = merged[-1] if merged else None
         if isinstance(piece, str) and isinstance(last, str):
-            merged[-1] = f"{last.rstrip(chr(10))}\n\n{piece.lstrip(chr(10))}"
+            merged[-1] = last.rstrip("\n") + "\n\n" + piece.lstrip("\n")
         elif isinstance(piece, _Include) and isinstance(last, _Include) and piece.rule == last.rule == "code-cell":
             last.code += f"\n\n\n{piece.code}"
         else:
