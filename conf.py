@@ -55,6 +55,9 @@ exclude_patterns = [
     "**/README.md",
     "conftest.py",
     "_ext",
+    # Exercise notebooks that are not chapters (build-your-own-autodiff.md): the
+    # extension student_notebooks turns them into notebooks; the book leaves them out.
+    "_exercises",
 ]
 templates_path: list[str] = []
 

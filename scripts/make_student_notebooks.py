@@ -3,10 +3,10 @@
     python scripts/make_student_notebooks.py docs OUTDIR
 
 writes one notebook per chapter of DOCS (every ``*.md`` that is a notebook),
-``build-your-own-autodiff.ipynb`` and ``autodiff-student-notebooks.zip`` into
-OUTDIR. The book build (extension ``student_notebooks``) does the same into
-``<html>/notebooks``. Problems with solution markers are printed; the exit
-status is 1 if there are any.
+one per exercise notebook in DOCS/_exercises (``build-your-own-autodiff.ipynb``)
+and ``autodiff-student-notebooks.zip`` into OUTDIR. The book build (extension
+``student_notebooks``) does the same into ``<html>/notebooks``. Problems with
+solution markers and includes are printed; the exit status is 1 if there are any.
 """
 
 from __future__ import annotations
@@ -25,11 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("docs", type=Path, help="the folder of the chapters (docs)")
     parser.add_argument("outdir", type=Path, help="where to write the notebooks")
-    parser.add_argument(
-        "--root", type=Path, default=None, help="the repository (default: the parent of DOCS)"
-    )
     args = parser.parse_args(argv)
-    notebooks = student_edition.student_notebooks(args.docs, args.root)
+    notebooks = student_edition.student_notebooks(args.docs)
     written = student_edition.write_notebooks(notebooks, args.outdir)
     problems = 0
     for student in notebooks:

@@ -1,16 +1,18 @@
 """The student edition: notebooks with ``???`` gaps generated from the chapters.
 
-Unit tests of the gap rules and the markdown conversion run on small fixtures.
-The tests on the real notebooks check, for every generated notebook, that it
-validates, that every marked solution became a gap and no solution text
-survives, that filling the gaps with the solutions gives a notebook that runs
-in a real kernel, and that a wrong answer makes the exercise's check fail with
-a message that helps.
+Unit tests of the gap rules and the conversion run on small fixtures. The tests
+on the real notebooks check, for every generated notebook, that it validates,
+that every marked solution became a gap and no solution text survives, that
+filling the gaps with the solutions gives a notebook that runs in a real
+kernel, and that a wrong answer makes the exercise's check fail with a message
+that helps. One more test keeps every chapter with code supplied with an
+exercise.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import inspect
 import os
 import re
@@ -25,16 +27,50 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+import autodiff.core
+import autodiff.ops
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(DOCS / "_ext"))
 
+import exercise_gaps as eg  # noqa: E402
+import myst_to_notebook as mn  # noqa: E402
 import student_edition as se  # noqa: E402
 
-GAP = se.GAP
+GAP = eg.GAP
 CELL_TIMEOUT = 600  # seconds per cell; the MNIST chapter trains a network
-
 MARKED = re.compile(r"^(?P<indent>\s*)(?P<code>.*?)\s*#\s*solution\s*$")
+FRONT_MATTER = """\
+---
+jupytext:
+  text_representation:
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+"""
+
+
+def fill_notebook(student: se.StudentNotebook, wrong: dict[tuple[int, int], str] | None = None) -> nbformat.NotebookNode:
+    """The student notebook with every gap filled with its solution.
+
+    ``wrong`` maps (cell index, gap number) to a text used instead of the solution.
+    """
+    notebook = copy.deepcopy(student.notebook)
+    for record in student.gaps:
+        fills = [(wrong or {}).get((record.cell, number), fill) for number, fill in enumerate(record.fills)]
+        notebook.cells[record.cell].source = eg.fill_gaps(notebook.cells[record.cell].source, fills)
+    return notebook
+
+
+def same_code(a: str, b: str) -> bool:
+    """True if two cells are the same Python code, comments and layout aside."""
+    masked = [re.sub(r"^(\s*)[%!]", r"\1#", code, flags=re.MULTILINE) for code in (a, b)]  # IPython magics
+    return ast.dump(ast.parse(masked[0])) == ast.dump(ast.parse(masked[1]))
 
 
 # ---------------------------------------------------------------- the gap rules
@@ -58,25 +94,25 @@ MARKED = re.compile(r"^(?P<indent>\s*)(?P<code>.*?)\s*#\s*solution\s*$")
 )
 def test_marked_line(line: str, expected: str, fills: list[str]) -> None:
     prefix = "def f(gz, x, y, t, weights, i, gx):\n    total = 0\n" if line.startswith("    ") else ""
-    student, found, problems = se.gap_marked_lines(prefix + line)
+    student, found, problems = eg.gap_marked_lines(prefix + line)
     assert student == prefix + expected
     assert found == fills
     assert problems == []
-    assert se.fill_gaps(student, found) == prefix + line.split("  #")[0] if fills else True
+    # Filled in, the line is the chapter's line without its marker.
+    assert eg.fill_gaps(student, found) == prefix + re.sub(r"\s*#\s*solution$", "", line)
 
 
 def test_marked_multiline_statement_and_ipython_magic() -> None:
     source = "%matplotlib inline\ny = np.concatenate(\n    [a, b]\n)  # solution\nprint(y)\n"
-    student, fills, problems = se.gap_marked_lines(source)
+    student, fills, problems = eg.gap_marked_lines(source)
     assert student == "%matplotlib inline\ny = ???\nprint(y)\n"
     assert fills == ["np.concatenate(\n    [a, b]\n)"]
     assert problems == []
 
 
 def test_marker_on_a_compound_header_is_reported() -> None:
-    source = "if x > 0:  # solution\n    y = 1\n"
-    _, _, problems = se.gap_marked_lines(source)
-    assert problems and "not a simple statement" in problems[0]
+    _, _, problems = eg.gap_marked_lines("if x > 0:  # solution\n    y = 1\n")
+    assert len(problems) == 1 and "does not end a simple statement" in problems[0]
 
 
 def test_solution_cell_keeps_the_skeleton() -> None:
@@ -93,7 +129,7 @@ def test_solution_cell_keeps_the_skeleton() -> None:
             return (difference * difference).mean()
         '''
     )
-    student, fills = se.gap_solution_cell(source)
+    student, fills = eg.gap_solution_cell(source)
     assert student == textwrap.dedent(
         '''\
         # Your solution here
@@ -107,29 +143,59 @@ def test_solution_cell_keeps_the_skeleton() -> None:
         '''
     )
     assert "(difference * difference).mean()" in fills[-1]
-    assert se.same_code(se.fill_gaps(student, fills), source)
+    assert same_code(eg.fill_gaps(student, fills), source)
 
 
-def test_gap_operation_keeps_structure_lines() -> None:
-    import autodiff.ops
-
-    source = inspect.getsource(autodiff.ops.MSE)
-    student, fills = se.gap_operation(source)
-    for kept in ("def apply(self, x, y):", "def grad(gz):", "self.grad = grad", "return z"):
+def test_exercise_operation_keeps_structure_lines() -> None:
+    source = eg.docstring_summary(inspect.getsource(autodiff.ops.MSE))
+    assert source.count('"""') == 2 and "\n" not in source.split('"""')[1]  # the summary line only
+    student, fills = eg.gap_exercise(source)
+    for kept in ("def apply(self, x, y):", "def grad(gz):", "self.grad = grad", "return z", "return gx, ???"):
         assert kept in student
-    assert "(difference * difference)" not in student and "2 / difference.size" not in student
-    assert se.fill_gaps(student, fills) == source
+    assert "difference * difference" not in student and "2 / difference.size" not in student
+    assert eg.fill_gaps(student, fills) == source
 
 
-# ---------------------------------------------------------------- markdown
+def test_exercise_function_gaps_what_builds_its_result() -> None:
+    source = textwrap.dedent(
+        '''\
+        def totals(pairs):
+            """Sum the values of each key."""
+            result = {}
+            for key, value in pairs:
+                previous = result.get(key, 0)
+                result[key] = previous + value
+            return result
+        '''
+    )
+    student, fills = eg.gap_exercise(source)
+    assert fills == ["{}", "previous + value"]
+    assert "previous = result.get(key, 0)" in student  # a helper line: given
+    assert "    result[key] = ???\n" in student
+    student, fills = eg.gap_exercise(source, whole_body=True)
+    assert student.endswith('"""Sum the values of each key."""\n    ???\n')
+    assert eg.fill_gaps(student, fills) == source
+
+
+# ---------------------------------------------------------------- converting MyST
+
+
+def _convert(tmp_path: Path, body: str) -> mn.Converted:
+    path = tmp_path / "chapter.md"
+    path.write_text(FRONT_MATTER + textwrap.dedent(body))
+    return mn.convert(path)
 
 
 def test_markdown_directives_become_readable(tmp_path: Path) -> None:
     (tmp_path / "code.py").write_text("class A:\n    def f(self):\n        return 42\n\n\nX = 1\n")
-    source = textwrap.dedent(
+    converted = _convert(
+        tmp_path,
         """\
+        # Title
+
         (sec-label)=
-        Read {math}`x^2` and {ref}`the section <sec-label>`, see {class}`~autodiff.Variable`.
+        Read {math}`x^2` and {ref}`the section <sec-label>`, see {class}`~autodiff.Variable`
+        and the {doc}`next chapter <backprop>`.
         % a MyST comment
 
         ```{dropdown} Solution
@@ -141,44 +207,75 @@ def test_markdown_directives_become_readable(tmp_path: Path) -> None:
         :::
 
         ```{dropdown} More details
-        See [the next chapter](backprop.md#the-rule).
+        See [the next chapter](../docs/backprop.md#the-rule).
         ```
 
         ```{literalinclude} code.py
         :pyobject: A.f
+        :dedent:
         ```
 
         ```{note}
         Mind the comma.
         ```
-        """
+        """,
     )
-    out = se.convert_markdown(source, tmp_path)
+    assert converted.problems == []
+    assert [c.cell_type for c in converted.cells] == ["markdown"]
+    out = converted.cells[0].source
     assert "{" not in out and ":::" not in out and "%" not in out
     assert "42" not in out.replace("return 42", "")  # the solution's text is gone...
-    assert se.NO_ANSWER in out  # ...replaced by the note
-    assert "**Why does this work?**\n\n" + se.NO_ANSWER in out  # a question's answer
+    assert "**Solution**\n\n" + mn.NO_ANSWER in out  # ...replaced by the note
+    assert "**Why does this work?**\n\n" + mn.NO_ANSWER in out  # a question's answer
     assert "chain rule" not in out
-    assert "**More details**\n\nSee [the next chapter](backprop.ipynb#the-rule)." in out
-    assert "<details><summary>" in out  # folded: it may be the solution
-    assert "```python\ndef f(self):\n    return 42\n```\n\n</details>" in out
+    assert "<details><summary>More details</summary>\n\nSee [the next chapter](backprop.ipynb#the-rule)." in out
+    assert "```python\ndef f(self):\n    return 42\n```\n\n</details>" in out  # folded, dedented
     assert "$x^2$" in out and "the section" in out and "`autodiff.Variable`" in out
+    assert "[next chapter](backprop.ipynb)" in out
     assert "> **Note**" in out and "> Mind the comma." in out
+
+
+def test_literalinclude_classes_make_code_cells(tmp_path: Path) -> None:
+    (tmp_path / "code.py").write_text(
+        'LIMIT = 3\n\n\ndef double(x):\n    """Twice x.\n\n    More that gives it away.\n    """\n'
+        "    result = x + x\n    return result\n"
+    )
+    converted = _convert(
+        tmp_path,
+        """\
+        # Title
+
+        ```{literalinclude} code.py
+        :start-at: LIMIT
+        :end-at: LIMIT
+        :class: code-cell
+        ```
+
+        Write it:
+
+        ```{literalinclude} code.py
+        :pyobject: double
+        :class: exercise
+        ```
+
+        ```{literalinclude} code.py
+        :pyobject: missing
+        :class: code-cell
+        ```
+        """,
+    )
+    kinds = [c.cell_type for c in converted.cells]
+    assert kinds == ["markdown", "code", "markdown", "code", "markdown"]
+    assert converted.cells[1].source == "LIMIT = 3"
+    assert converted.cells[3].source == 'def double(x):\n    """Twice x."""\n    result = ???\n    return result'
+    [gap] = converted.gaps
+    assert (gap.cell, gap.kind, gap.fills) == (3, "include", ["x + x"])
+    assert len(converted.problems) == 1 and "'missing' not found" in converted.problems[0]
 
 
 # ---------------------------------------------------------------- a fixture chapter
 
-FIXTURE = """\
----
-jupytext:
-  text_representation:
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
+FIXTURE = FRONT_MATTER + """\
 # A fixture chapter
 
 ```{code-cell} ipython3
@@ -220,14 +317,14 @@ def fixture_chapter(tmp_path: Path) -> Path:
 
 
 def test_fixture_chapter(fixture_chapter: Path) -> None:
-    student = se.student_chapter(fixture_chapter)
+    student = se.student_notebook(fixture_chapter)
     notebook = student.notebook
     nbformat.validate(notebook)
     assert student.problems == []
     assert notebook.metadata["kernelspec"]["name"] == "python3"
     assert "jupytext" not in notebook.metadata
-    intro = notebook.cells[0].source
-    assert "A fixture chapter" in intro and "pip install -e ." in intro
+    title = notebook.cells[0].source
+    assert title.startswith("# A fixture chapter\n\n> **Exercise notebook.**") and "pip install -e ." in title
     codes = [c for c in notebook.cells if c.cell_type == "code"]
     assert codes[1].source == "x = Parameter(3.0)\ny = ???"
     assert codes[1].metadata == {}  # hide-input dropped
@@ -235,14 +332,16 @@ def test_fixture_chapter(fixture_chapter: Path) -> None:
     assert codes[3].metadata["tags"] == ["solution"]
     assert all(c.outputs == [] and c.execution_count is None for c in codes)
     assert "It is nine" not in nbformat.writes(notebook)
+    assert [(g.kind, g.fills) for g in student.gaps] == [("line", ["x * x"]), ("cell", ["return v * v * v"])]
+    assert nbformat.writes(notebook) == nbformat.writes(se.student_notebook(fixture_chapter).notebook)
 
 
 def test_fixture_chapter_round_trip_and_wrong_answer(fixture_chapter: Path) -> None:
-    student = se.student_chapter(fixture_chapter)
-    _execute(se.fill_notebook(student), fixture_chapter.parent)
+    student = se.student_notebook(fixture_chapter)
+    _execute(fill_notebook(student), fixture_chapter.parent)
     record = student.gaps[0]
     error = _execute_expecting_failure(
-        se.fill_notebook(student, {(record.cell, 0): "x + 1"}), fixture_chapter.parent
+        fill_notebook(student, {(record.cell, 0): "x + 1"}), fixture_chapter.parent
     )
     assert error["cell"] == record.cell + 1
     assert "y should be x squared" in error["evalue"]
@@ -255,7 +354,8 @@ def test_sphinx_build_links_and_writes_notebooks(tmp_path: Path, fixture_chapter
     src = tmp_path / "docs"
     src.mkdir()
     (src / "fixture.md").write_text(FIXTURE)
-    (src / "index.md").write_text("# Index\n\n```{toctree}\nfixture\n```\n")
+    (src / "plain.md").write_text(FRONT_MATTER + "# Plain\n\n```{code-cell} ipython3\nprint(1)\n```\n")
+    (src / "index.md").write_text("# Index\n\n```{toctree}\nfixture\nplain\n```\n")
     (tmp_path / "conf.py").write_text(
         textwrap.dedent(
             f"""\
@@ -263,7 +363,7 @@ def test_sphinx_build_links_and_writes_notebooks(tmp_path: Path, fixture_chapter
             sys.path.insert(0, {str(DOCS / "_ext")!r})
             extensions = ["myst_nb", "sphinx_design", "student_notebooks"]
             nb_execution_mode = "off"
-            student_notebooks_root = {str(ROOT)!r}
+            student_notebooks_exercises = {str(DOCS / se.EXERCISES_FOLDER)!r}
             exclude_patterns = ["_build"]
             """
         )
@@ -272,19 +372,21 @@ def test_sphinx_build_links_and_writes_notebooks(tmp_path: Path, fixture_chapter
     status = build_main(["-q", "-W", "-n", "-b", "html", "-c", str(tmp_path), str(src), str(out)])
     assert status == 0
     page = (out / "fixture.html").read_text()
-    assert "Exercise notebook" in page and "href=\"notebooks/fixture.ipynb\"" in page
+    assert "Exercise notebook" in page and 'href="notebooks/fixture.ipynb"' in page
+    assert "with gaps (???)" in page
+    assert "to run and change the code yourself" in (out / "plain.html").read_text()
     assert "notebooks/index.ipynb" not in (out / "index.html").read_text()
-    for name in ("fixture.ipynb", f"{se.BUILD_YOUR_OWN}.ipynb", se.ZIP_NAME):
-        assert (out / "notebooks" / name).is_file()
     with zipfile.ZipFile(out / "notebooks" / se.ZIP_NAME) as archive:
         names = sorted(Path(n).name for n in archive.namelist())
-    assert names == ["build-your-own-autodiff.ipynb", "fixture.ipynb"]
+    assert names == ["build-your-own-autodiff.ipynb", "fixture.ipynb", "plain.ipynb"]
+    for name in names:
+        nbformat.validate(nbformat.read(out / "notebooks" / name, as_version=4))
 
 
 def test_missing_hide_input_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "chapter.md"
     path.write_text(FIXTURE.replace(":tags: [hide-input]\n", ""))
-    problems = se.student_chapter(path).problems
+    problems = se.student_notebook(path).problems
     assert len(problems) == 1 and "no `hide-input` tag" in problems[0] and "code cell at line 18" in problems[0]
 
 
@@ -293,33 +395,70 @@ def test_command_line_writes_notebooks_and_zip(tmp_path: Path, fixture_chapter: 
     import make_student_notebooks
 
     out = tmp_path / "out"
-    assert make_student_notebooks.main([str(fixture_chapter.parent), str(out), "--root", str(ROOT)]) == 0
-    for name in ("fixture.ipynb", f"{se.BUILD_YOUR_OWN}.ipynb", se.ZIP_NAME):
+    assert make_student_notebooks.main([str(fixture_chapter.parent), str(out)]) == 0
+    for name in ("fixture.ipynb", se.ZIP_NAME):
         assert (out / name).is_file()
     nbformat.validate(nbformat.read(out / "fixture.ipynb", as_version=4))
 
 
 # ---------------------------------------------------------------- the real notebooks
 
-CHAPTERS = se.chapter_paths(DOCS)
+CHAPTERS = se.notebook_sources(DOCS)
+BUILD_YOUR_OWN = DOCS / se.EXERCISES_FOLDER / "build-your-own-autodiff.md"
+SOURCES = CHAPTERS + se.notebook_sources(DOCS / se.EXERCISES_FOLDER)
+NAMES = [p.stem for p in SOURCES]
+
+# Chapters with code that still wait for their exercise (issue 12 adds one to each).
+# Take a chapter off the list when its exercise lands: the test below fails for a
+# listed chapter that has one, so the list can only shrink, until it is empty.
+WAITING_FOR_AN_EXERCISE = {"backprop", "building-blocks", "layers", "mnist", "numeric-checks"}
+# Chapters with nothing to write: the preface's one code cell checks the installation.
+NOTHING_TO_WRITE = {"preface"}
+
+
+def _student(name: str) -> se.StudentNotebook:
+    path = next(p for p in SOURCES if p.stem == name)
+    return se.student_notebook(path, in_book=path in CHAPTERS)
 
 
 @pytest.fixture(scope="module")
 def build_your_own() -> se.StudentNotebook:
-    return se.build_your_own(ROOT)
+    return _student(BUILD_YOUR_OWN.stem)
 
 
-def _student(name: str, build_your_own: se.StudentNotebook) -> se.StudentNotebook:
-    if name == se.BUILD_YOUR_OWN:
-        return build_your_own
-    return se.student_chapter(DOCS / f"{name}.md")
+def _code_cells(notebook: nbformat.NotebookNode) -> list[str]:
+    return [c.source for c in notebook.cells if c.cell_type == "code"]
 
 
-NAMES = [p.stem for p in CHAPTERS] + [se.BUILD_YOUR_OWN]
+def test_the_exercise_lists_name_chapters() -> None:
+    assert BUILD_YOUR_OWN in SOURCES
+    assert (WAITING_FOR_AN_EXERCISE | NOTHING_TO_WRITE) <= {p.stem for p in CHAPTERS}
 
 
-def _code_cells(notebook: nbformat.NotebookNode) -> str:
-    return "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+@pytest.mark.parametrize("name", [p.stem for p in CHAPTERS])
+def test_every_chapter_with_code_has_an_exercise(name: str) -> None:
+    has_exercise = se.has_exercises(DOCS / f"{name}.md")
+    if name in WAITING_FOR_AN_EXERCISE | NOTHING_TO_WRITE:
+        assert not has_exercise, f"{name} has an exercise now: take it off the list in this test."
+    else:
+        assert has_exercise, (
+            f"The chapter {name} has code but no exercise. Mark a solution (a line ending in "
+            "`# solution`, or a code cell tagged `solution`) and follow it with a check."
+        )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_student_notebook_is_valid(name: str) -> None:
+    student = _student(name)
+    assert student.problems == [], "\n".join(student.problems)
+    nbformat.validate(student.notebook)
+    assert student.notebook.metadata["kernelspec"]["name"] == "python3"
+    for cell in student.notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+            assert "hide-input" not in cell.metadata.get("tags", [])
+        if cell.cell_type == "markdown":
+            assert not re.search(r"^\s*(```|:::)\{", cell.source, re.MULTILINE), cell.source
 
 
 def _rhs(code: str) -> str | None:
@@ -337,108 +476,129 @@ def _rhs(code: str) -> str | None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_student_notebook_is_valid(name: str, build_your_own: se.StudentNotebook) -> None:
-    student = _student(name, build_your_own)
-    nbformat.validate(student.notebook)
-    assert student.notebook.nbformat == 4
-    assert student.notebook.metadata["kernelspec"]["name"] == "python3"
-    for cell in student.notebook.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None
-            assert "hide-input" not in cell.metadata.get("tags", [])
-        if cell.cell_type == "markdown":
-            assert not re.search(r"^\s*(```|:::)\{", cell.source, re.MULTILINE), cell.source
-
-
-@pytest.mark.parametrize("name", [p.stem for p in CHAPTERS])
-def test_chapter_has_a_gap_for_every_solution_and_no_solution_left(name: str) -> None:
-    path = DOCS / f"{name}.md"
+def test_every_marked_solution_is_a_gap_and_none_survives(name: str) -> None:
+    path = next(p for p in SOURCES if p.stem == name)
     chapter = jupytext.read(path, fmt="md:myst")
-    student = se.student_chapter(path)
-    assert student.problems == [], "\n".join(student.problems)
-    student_code = _code_cells(student.notebook)
-    # Text outside the solutions: a solution string may legitimately appear there.
-    free = []
-    solutions: list[tuple[str, str]] = []
-    for index, cell in enumerate(chapter.cells):
-        if cell.cell_type != "code":
+    student = _student(name)
+    by_original = {g.original: g for g in student.gaps}
+    free, solutions = [], []  # the chapter's unmarked lines; the solutions
+    for cell in chapter.cells:
+        tagged = "solution" in cell.metadata.get("tags", [])
+        lines = cell.source.split("\n")
+        if cell.cell_type != "code" or not (tagged or any(MARKED.match(l) for l in lines)):
+            free.extend(lines if cell.cell_type == "code" else [])
             continue
-        new = student.notebook.cells[index + 1]  # +1: the intro cell
-        tags = cell.metadata.get("tags", [])
-        if "solution" in tags:
-            assert GAP in new.source, f"cell {index}: solution cell without a gap"
-            for line in cell.source.split("\n"):
-                stripped = line.strip()
-                if stripped and not stripped.startswith(("#", "def ", "class ", "import ", "from ")):
-                    rhs = _rhs(stripped)
-                    if rhs and not rhs.startswith(('"', "'")):
-                        solutions.append((f"cell {index}", rhs))
-            continue
-        student_lines = new.source.split("\n")
-        for line in cell.source.split("\n"):
+        student_lines = student.notebook.cells[by_original[cell.source].cell].source.split("\n")
+        for line in lines:
             match = MARKED.match(line)
-            if not match:
+            if tagged:  # every statement that is not a definition is a solution
+                stripped = line.strip()
+                if stripped and not stripped.startswith(("#", "def ", "class ", "import ", "from ", '"', "'")):
+                    solutions.append(_rhs(stripped) or stripped)
+            elif not match:
                 free.append(line)
-                continue
-            code = match.group("code")
-            rhs = _rhs(code)
-            assert rhs is not None, f"{name}: cannot read marked line {line!r}"
-            head = code[: len(code) - len(rhs)] if code.endswith(rhs) else ""
-            expected = match.group("indent") + head
-            assert any(
-                l.startswith(expected) and GAP in l[len(expected) - 1 :] for l in student_lines
-            ), f"{name}: no gap for {line.strip()!r}"
-            solutions.append((line.strip(), rhs))
-    free_text = "\n".join(free)
-    for where, solution in solutions:
-        for part in [solution] + [p.strip() for p in solution.split(",") if len(p.strip()) > 3]:
-            if len(part) > 3 and part not in free_text:
-                assert part not in student_code, f"{name}: solution {part!r} ({where}) survived"
+            else:
+                code, rhs = match.group("code"), _rhs(match.group("code"))
+                assert rhs is not None, f"{name}: cannot read the marked line {line!r}"
+                expected = match.group("indent") + (code[: len(code) - len(rhs)] if code.endswith(rhs) else "")
+                assert any(l.startswith(expected) and GAP in l[len(expected) - 1 :] for l in student_lines), (
+                    f"{name}: no gap for {line.strip()!r}"
+                )
+                solutions.append(rhs)
+    student_code = "\n".join(student.notebook.cells[g.cell].source for g in student.gaps)
+    for solution in solutions:
+        for part in [solution] + [p.strip() for p in solution.split(",")]:
+            if len(part) > 3 and part not in "\n".join(free):
+                assert part not in student_code, f"{name}: the solution {part!r} survived"
 
 
-def test_build_your_own_has_every_gap_and_no_solution_left(build_your_own: se.StudentNotebook) -> None:
-    import autodiff.ops
+def _without_docstrings(source: str) -> str:
+    tree = ast.parse(textwrap.dedent(source))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+    return ast.dump(tree)
 
-    notebook = build_your_own.notebook
-    code = _code_cells(notebook)
-    assert "import autodiff" not in code and "from autodiff" not in code
-    assert "_operations" not in code
-    for name in se.EXERCISE_OPS:
-        source = inspect.getsource(getattr(autodiff.ops, name))
-        cell = next(c for c in notebook.cells if c.source.startswith(f"class {name}(Operation):"))
-        apply = next(
-            n for n in ast.parse(source).body[0].body if isinstance(n, ast.FunctionDef) and n.name == "apply"
+
+def _solutions_of(source: str) -> list[str]:
+    """What an exercise must not show, read from the package's code independently of the generator.
+
+    In an operation: every value ``apply`` computes, and what ``grad`` returns
+    that it did not name. In a function: the values assigned to what it returns.
+    """
+    definition = ast.parse(source).body[0]
+    found: list[ast.expr] = []
+    computed = (ast.Call, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Subscript, ast.Dict, ast.IfExp)
+    if isinstance(definition, ast.ClassDef):
+        apply = next(n for n in definition.body if isinstance(n, ast.FunctionDef) and n.name == "apply")
+        grad = next(n for n in ast.walk(apply) if isinstance(n, ast.FunctionDef) and n.name == "grad")
+        in_grad = {id(n) for n in ast.walk(grad)}
+        found += [n.value for n in ast.walk(apply) if isinstance(n, ast.Assign) and id(n) not in in_grad]
+        for node in ast.walk(grad):
+            if isinstance(node, ast.Return) and node.value is not None:
+                found += node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+    else:
+        returned = {n.value.id for n in ast.walk(definition) if isinstance(n, ast.Return) and isinstance(n.value, ast.Name)}
+        for node in ast.walk(definition):
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(ast.unparse(t).split("[")[0] in returned for t in targets):
+                    found.append(node.value)  # type: ignore[arg-type]
+    return [ast.get_source_segment(source, n) or "" for n in found if isinstance(n, computed)]
+
+
+# The exercises of the build-it-yourself notebook: the package's code, gapped.
+BUILD_YOUR_OWN_EXERCISES = {
+    "topological_order": autodiff.core.topological_order,
+    "backprop": autodiff.core.backprop,
+    **{name: getattr(autodiff.ops, name) for name in ("Add", "Sub", "Mul", "ReLU", "MSE", "Sum", "MatMul")},
+}
+
+
+def _exercise_cell(student: se.StudentNotebook, name: str) -> tuple[int, str]:
+    [(index, source)] = [
+        (i, c.source)
+        for i, c in enumerate(student.notebook.cells)
+        if c.cell_type == "code" and re.match(rf"(class|def) {name}\b", c.source)
+    ]
+    return index, source
+
+
+@pytest.mark.parametrize("name", BUILD_YOUR_OWN_EXERCISES)
+def test_build_your_own_exercise_is_the_package_code_gapped(name: str, build_your_own: se.StudentNotebook) -> None:
+    index, student = _exercise_cell(build_your_own, name)
+    package = textwrap.dedent(inspect.getsource(BUILD_YOUR_OWN_EXERCISES[name]))
+    [record] = [g for g in build_your_own.gaps if g.cell == index]
+    filled = fill_notebook(build_your_own).cells[index].source
+    assert _without_docstrings(filled) == _without_docstrings(package)
+    if name == "topological_order":  # the student writes the whole body
+        assert re.fullmatch(r'def [^\n]*\n    """[^\n]*"""\n    \?\?\?', student), student
+        return
+    solutions = _solutions_of(package)
+    assert solutions, name
+    for solution in solutions:
+        assert not re.search(rf"(=|return|,)\s*{re.escape(solution)}\s*(,|$)", student, re.M), (
+            f"{name}: {solution!r} survived"
         )
-        assert cell.source.count(GAP) >= 2, f"{name} has too few gaps"
-        grad = next(n for n in ast.walk(apply) if isinstance(n, ast.FunctionDef) and n.name.startswith("grad"))
-        returned = [
-            e
-            for n in ast.walk(grad)
-            if isinstance(n, ast.Return) and n.value is not None
-            for e in (n.value.elts if isinstance(n.value, ast.Tuple) else [n.value])
-        ]
-        returned_names = {e.id for e in returned if isinstance(e, ast.Name)}
-        solutions = [e for e in returned if not isinstance(e, (ast.Name, ast.Constant))]
-        for node in ast.walk(apply):
-            if isinstance(node, ast.Assign) and not isinstance(node.value, (ast.Constant, ast.Name, ast.Attribute)):
-                targets = {t.id for t in node.targets if isinstance(t, ast.Name)}
-                in_grad = any(node is n for n in ast.walk(grad))
-                if "z" in targets or (in_grad and targets & returned_names) or not in_grad:
-                    solutions.append(node.value)
-        assert solutions, name
-        for value in solutions:
-            text = ast.get_source_segment(source, value)
-            assert text and not re.search(rf"(=|return|,)\s*{re.escape(text)}\s*(,|$)", cell.source, re.M), (
-                f"{name}: {text!r} survived"
-            )
-            assert re.search(r"(=|return|,)\s*\?\?\?", cell.source)
-    # The theory graphs: both exercises, with their checks.
-    assert "42" in code and "121" in code
-    theory = [g for g in build_your_own.gaps if g.kind != "op"]
-    assert len(theory) >= 2
+    assert student.count(GAP) >= 2
 
 
-# ---------------------------------------------------------------- execution
+def test_build_your_own_needs_no_package(build_your_own: se.StudentNotebook) -> None:
+    """It runs where the package is not installed: everything it uses is in its cells."""
+    code = "\n".join(_code_cells(build_your_own.notebook))
+    assert not re.search(r"^\s*(from|import)\s+autodiff\b", code, re.MULTILINE)
+    assert "_speed = types.SimpleNamespace(apply=apply, paused=paused)" in code
+
+
+def test_build_your_own_asks_the_seeds_questions_beside_backprop(build_your_own: se.StudentNotebook) -> None:
+    index, _ = _exercise_cell(build_your_own, "backprop")
+    before = build_your_own.notebook.cells[index - 1].source
+    for question in ("zero", "added", "In which order", "multivariable chain rule"):
+        assert question in before, question
+
+
+# ---------------------------------------------------------------- running them
 
 
 # The round trip checks that the filled-in notebooks run, not how well their networks
@@ -473,73 +633,88 @@ def _execute_expecting_failure(notebook: nbformat.NotebookNode, folder: Path) ->
     return {"cell": failed, "ename": info.value.ename, "evalue": info.value.evalue}
 
 
-def _same_code_as_chapter(name: str, student: se.StudentNotebook, filled: nbformat.NotebookNode) -> None:
-    if name == se.BUILD_YOUR_OWN:
-        for record in student.gaps:
-            assert se.same_code(filled.cells[record.cell].source, record.original)
-        return
-    chapter = jupytext.read(DOCS / f"{name}.md", fmt="md:myst")
-    for index, cell in enumerate(chapter.cells):
-        if cell.cell_type == "code":
-            assert se.same_code(filled.cells[index + 1].source, cell.source), f"{name}, cell {index}"
-
-
 @pytest.mark.parametrize("name", NAMES)
-def test_filled_notebook_runs(name: str, build_your_own: se.StudentNotebook) -> None:
+def test_filled_notebook_runs(name: str) -> None:
     """Filling every gap with its solution gives the chapter's code, and it runs."""
-    student = _student(name, build_your_own)
-    filled = se.fill_notebook(student)
-    assert GAP not in _code_cells(filled)
-    _same_code_as_chapter(name, student, filled)
+    student = _student(name)
+    filled = fill_notebook(student)
+    assert GAP not in "\n".join(_code_cells(filled))
+    for record in student.gaps:
+        assert same_code(filled.cells[record.cell].source, record.original)
+    if name != BUILD_YOUR_OWN.stem:  # a chapter: code cell for code cell
+        chapter = jupytext.read(DOCS / f"{name}.md", fmt="md:myst")
+        chapter_code = [c.source for c in chapter.cells if c.cell_type == "code"]
+        assert len(chapter_code) == len(_code_cells(filled))
+        for ours, theirs in zip(_code_cells(filled), chapter_code):
+            assert same_code(ours, theirs), f"{name}: {theirs[:60]!r}"
     _execute(filled, DOCS)
 
 
-def test_wrong_gradient_in_build_your_own_is_explained(build_your_own: se.StudentNotebook) -> None:
-    mul = next(g for g in build_your_own.gaps if g.original.startswith("class Mul("))
-    assert mul.fills == ["x * y", "gz * y", "gz * x"]
-    wrong = se.fill_notebook(build_your_own, {(mul.cell, 1): "gz * x"})  # gz * x for both inputs
-    error = _execute_expecting_failure(wrong, DOCS)
-    assert error["cell"] == mul.cell + 1  # the check right after Mul
-    assert error["ename"] == "GradientCheckError"
-    message = str(error["evalue"])
-    assert "Gradient check failed for Mul, input 0" in message
-    assert "analytic (from grad)" in message and "numeric (central differences)" in message
+def _first_expression_gap(student: se.StudentNotebook) -> tuple[int, int, str] | None:
+    """(cell, gap number, solution) of the first gap whose solution is an expression."""
+    for record in student.gaps:
+        for number, fill in enumerate(record.fills):
+            try:
+                ast.parse(fill, mode="eval")
+            except SyntaxError:
+                continue
+            return record.cell, number, fill
+    return None
 
 
-def test_build_your_own_falls_back_to_generated_theory_cells(tmp_path: Path) -> None:
-    """Without marked exercise chapters, the theory cells are generated, and they run."""
-    (tmp_path / "autodiff").symlink_to(ROOT / "autodiff")
-    (tmp_path / "docs").mkdir()
-    student = se.build_your_own(tmp_path)
-    theory = [g for g in student.gaps if g.kind != "op"]
-    assert [g.fills[0] for g in theory] == ["Parameter(7.0)", "Parameter(5.0)"]
-    nbformat.validate(student.notebook)
-    _execute(se.fill_notebook(student), tmp_path)
+WITH_EXPRESSION_GAPS = [p.stem for p in CHAPTERS if _first_expression_gap(se.student_notebook(p))]
 
 
-def test_wrong_value_in_build_your_own_is_explained(build_your_own: se.StudentNotebook) -> None:
-    add = next(g for g in build_your_own.gaps if g.original.startswith("class Add("))
-    error = _execute_expecting_failure(se.fill_notebook(build_your_own, {(add.cell, 0): "x - y"}), DOCS)
-    assert error["cell"] == add.cell + 1
-    assert "Add.apply: 123 + (-100) should be 23" in str(error["evalue"])
+def test_chapters_with_wrong_answers_to_try() -> None:
+    assert WITH_EXPRESSION_GAPS, "no chapter has a gap that the wrong-answer test below can fill wrongly"
 
 
-WITH_LINE_GAPS = [
-    p.stem for p in CHAPTERS if any(g.kind == "line" for g in se.student_chapter(p).gaps)
-]
-
-
-@pytest.mark.parametrize("name", WITH_LINE_GAPS)
+@pytest.mark.parametrize("name", WITH_EXPRESSION_GAPS)
 def test_wrong_answer_in_chapter_fails_its_check(name: str) -> None:
-    """The first one-line solution of the chapter, answered wrongly, fails the check after it."""
-    student = se.student_chapter(DOCS / f"{name}.md")
-    record = next(g for g in student.gaps if g.kind == "line")
-    wrong = f"({record.fills[0]}) * 1.5 + 0.25"
-    error = _execute_expecting_failure(se.fill_notebook(student, {(record.cell, 0): wrong}), DOCS)
+    """The chapter's first gap, answered wrongly, fails the check after it with a message."""
+    student = _student(name)
+    cell, number, fill = _first_expression_gap(student)  # type: ignore[misc]
+    wrong = f"({fill}) * 1.5 + 0.25"
+    error = _execute_expecting_failure(fill_notebook(student, {(cell, number): wrong}), DOCS)
     cells = student.notebook.cells
-    next_code = next(i for i in range(record.cell + 1, len(cells)) if cells[i].cell_type == "code")
-    assert error["cell"] in (record.cell, next_code), (
+    next_code = next(i for i in range(cell + 1, len(cells)) if cells[i].cell_type == "code")
+    assert error["cell"] in (cell, next_code), (
         f"{name}: the wrong answer {wrong!r} was caught in cell {error['cell']}, not by the check after it"
     )
     assert error["ename"] in ("AssertionError", "GradientCheckError"), error
     assert len(str(error["evalue"]).strip()) > 10, f"{name}: the check fails without a helpful message"
+
+
+RECURSIVE_ORDER = """order = []
+
+    def visit(node):
+        for x in node.operation.args if node.operation else ():
+            if all(x is not seen for seen in order):
+                visit(x)
+        order.append(node)
+
+    visit(variable)
+    return order"""
+
+
+@pytest.mark.parametrize(
+    ("name", "number", "wrong", "error", "message"),
+    [
+        ("Mul", 1, "gz * x", "GradientCheckError", "Gradient check failed for Mul, input 0"),
+        ("Sum", 2, "broadcast_to(gz, shape)", "AssertionError", "give gz the shape `kept`"),
+        ("backprop", 1, "gx", "AssertionError", "the contribution of one use of x only"),
+        ("topological_order", 0, RECURSIVE_ORDER, "AssertionError", "recursion limit"),
+    ],
+    ids=["Mul, gz * x for both inputs", "Sum, gz not reshaped", "backprop, overwriting", "topological_order, recursive"],
+)
+def test_wrong_answer_in_build_your_own_is_explained(
+    build_your_own: se.StudentNotebook, name: str, number: int, wrong: str, error: str, message: str
+) -> None:
+    index, student = _exercise_cell(build_your_own, name)
+    assert name != "Mul" or student.count(GAP) == 3  # z = ???, return ???, ???
+    failure = _execute_expecting_failure(fill_notebook(build_your_own, {(index, number): wrong}), DOCS)
+    cells = build_your_own.notebook.cells
+    check = next(i for i in range(index + 1, len(cells)) if cells[i].cell_type == "code")
+    assert failure["cell"] == check, f"the wrong {name} was caught in cell {failure['cell']}, not by its check"
+    assert failure["ename"] == error
+    assert message in str(failure["evalue"])
