@@ -128,7 +128,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(int|float|bool|str|complex|object|None|type|dict|list|tuple|set|frozenset)"),
     (r"py:data", r"Ellipsis"),  # the `...` in tuple[int, ...]
     # The standard library (no intersphinx, see above).
-    (r"py:.*", r"(os|pathlib|io|gzip|json|hashlib|urllib|shutil|tempfile|dataclasses|collections|functools|itertools|zipfile|struct)\..*"),
+    (r"py:.*", r"(os|pathlib|io|gzip|json|hashlib|urllib|shutil|tempfile|dataclasses|collections|contextlib|functools|itertools|zipfile|struct)\..*"),
 ]
 
 # -- HTML -----------------------------------------------------------------------------------
