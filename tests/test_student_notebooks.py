@@ -408,10 +408,6 @@ BUILD_YOUR_OWN = DOCS / se.EXERCISES_FOLDER / "build-your-own-autodiff.md"
 SOURCES = CHAPTERS + se.notebook_sources(DOCS / se.EXERCISES_FOLDER)
 NAMES = [p.stem for p in SOURCES]
 
-# Chapters with code that still wait for their exercise (issue 12 adds one to each).
-# Take a chapter off the list when its exercise lands: the test below fails for a
-# listed chapter that has one, so the list can only shrink, until it is empty.
-WAITING_FOR_AN_EXERCISE = {"backprop", "building-blocks", "layers", "mnist", "numeric-checks"}
 # Chapters with nothing to write: the preface's one code cell checks the installation.
 NOTHING_TO_WRITE = {"preface"}
 
@@ -432,14 +428,14 @@ def _code_cells(notebook: nbformat.NotebookNode) -> list[str]:
 
 def test_the_exercise_lists_name_chapters() -> None:
     assert BUILD_YOUR_OWN in SOURCES
-    assert (WAITING_FOR_AN_EXERCISE | NOTHING_TO_WRITE) <= {p.stem for p in CHAPTERS}
+    assert NOTHING_TO_WRITE <= {p.stem for p in CHAPTERS}
 
 
 @pytest.mark.parametrize("name", [p.stem for p in CHAPTERS])
 def test_every_chapter_with_code_has_an_exercise(name: str) -> None:
     has_exercise = se.has_exercises(DOCS / f"{name}.md")
-    if name in WAITING_FOR_AN_EXERCISE | NOTHING_TO_WRITE:
-        assert not has_exercise, f"{name} has an exercise now: take it off the list in this test."
+    if name in NOTHING_TO_WRITE:
+        assert not has_exercise, f"{name} has an exercise now: take it off NOTHING_TO_WRITE."
     else:
         assert has_exercise, (
             f"The chapter {name} has code but no exercise. Mark a solution (a line ending in "
