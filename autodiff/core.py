@@ -48,8 +48,9 @@ ArrayLike = npt.ArrayLike
 #: Anything NumPy accepts as a dtype: ``np.float32``, ``"float64"``, ...
 DTypeLike = npt.DTypeLike
 
-#: The dtype kinds a Variable may hold: bool, signed and unsigned int, float, complex.
-NUMERIC_KINDS = frozenset("biufc")
+#: The dtype kinds a Variable may hold: bool, signed and unsigned int, float.
+#: Complex numbers are refused: see :class:`Variable`.
+NUMERIC_KINDS = frozenset("biuf")
 
 
 # ----------------------------------------------------------------- variables
@@ -65,6 +66,19 @@ class Variable:
     operation
         The :class:`Operation` whose result this is, or ``None`` for a
         leaf of the graph (see :class:`Parameter` and :class:`Input`).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not made of real numbers (bool, int, unsigned or
+        float). Complex numbers are refused: the gradient of a real loss
+        with respect to a complex variable needs a convention (Wirtinger
+        calculus; PyTorch and JAX chose differently) that this book does not
+        develop, and some operations, such as :class:`~autodiff.ops.Sigmoid`
+        and :class:`~autodiff.ops.ReLU`, would compute nonsense with them.
+        Pass the real and imaginary parts as two real variables instead.
+    ValueError
+        If ``value`` is a nested list whose rows differ in length.
 
     Examples
     --------
@@ -248,18 +262,31 @@ class Variable:
 
 
 def as_numeric_array(value: Any, what: str) -> np.ndarray:
-    """``np.asarray(value)``, refusing what is not a number; ``what`` names the caller."""
+    """``np.asarray(value)``, refusing what is not a real number; ``what`` names the caller."""
     if isinstance(value, Variable):
         raise TypeError(
             f"{what} got a {type(value).__name__} where a value belongs. To start "
             "a new leaf from its current value, pass its .value."
         )
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except ValueError as error:  # nested lists of unequal lengths, for one
+        raise ValueError(
+            f"{what} cannot make an array of {type(value).__name__} "
+            f"{short_repr(value)}: {error} Nested lists must be rectangular, "
+            "with rows of equal length."
+        ) from None
+    if array.dtype.kind == "c":
+        raise TypeError(
+            f"{what} got complex numbers ({short_repr(value)}), which autodiff does "
+            "not differentiate. Pass the real and imaginary parts as two real "
+            "arrays (value.real and value.imag)."
+        )
     if array.dtype.kind not in NUMERIC_KINDS:
         raise TypeError(
             f"{what} needs numbers, but got an array of dtype {array.dtype} from "
             f"{type(value).__name__} {short_repr(value)}. Pass numbers or a "
-            "numeric NumPy array (bool, int, float or complex)."
+            "numeric NumPy array (bool, int or float)."
         )
     return array
 
@@ -268,9 +295,13 @@ def _numeric(value: Any, variable: Variable, operation: Operation | None) -> np.
     """The value of a new variable as a numeric array: a NumPy scalar (the result
     of an operation on 0-d arrays) becomes a 0-d array; errors name the source."""
     if not isinstance(value, Variable):
-        array = np.asarray(value)
-        if array.dtype.kind in NUMERIC_KINDS:
-            return array
+        try:
+            array = np.asarray(value)
+        except ValueError:  # a ragged nested list: as_numeric_array says so below
+            pass
+        else:
+            if array.dtype.kind in NUMERIC_KINDS:
+                return array
     what = type(variable).__name__ if operation is None else f"{type(operation).__name__}.apply"
     return as_numeric_array(value, what)  # raises, with a message
 
@@ -444,7 +475,7 @@ def _as_variables(operation: type, args: tuple[Any, ...]) -> tuple[Variable, ...
     # ``x * 0.5`` keeps a float32 ``x`` in float32, as NumPy does.
     dtype = None
     for x in args:
-        if isinstance(x, Variable) and x.value.dtype.kind in "fc":
+        if isinstance(x, Variable) and x.value.dtype.kind == "f":
             dtype = x.value.dtype
             break
     inputs = []
@@ -725,7 +756,7 @@ def _seed(loss: Variable, output_gradient: Any, create_graph: bool) -> Any:
     """The gradient of the loss itself: dJ/dJ = 1, or ``output_gradient``."""
     if not isinstance(loss, Variable):
         raise TypeError(f"backprop expects a Variable, but got {type(loss).__name__}.")
-    dtype = loss.dtype if loss.dtype.kind in "fc" else np.dtype(np.float64)
+    dtype = loss.dtype if loss.dtype.kind == "f" else np.dtype(np.float64)
     if output_gradient is None:
         if loss.shape != ():
             raise ValueError(
