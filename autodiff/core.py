@@ -34,6 +34,7 @@ __all__ = [
     "Input",
     "Operation",
     "ShapeError",
+    "IndexingError",
     "no_grad",
     "set_grad_enabled",
     "is_grad_enabled",
@@ -364,6 +365,24 @@ class ShapeError(ValueError):
     """
 
 
+class IndexingError(IndexError, ValueError):
+    """An index or axis does not fit the variable it is applied to.
+
+    It is an :class:`IndexError`, as Python and NumPy raise for a bad index,
+    so ``except IndexError`` works as it does for arrays; and a
+    :class:`ValueError`, like every other mistake in an operation's
+    arguments (NumPy's ``AxisError`` is both, too). The message names the
+    operation.
+
+    Examples
+    --------
+    >>> Parameter([1.0, 2.0])[5]
+    Traceback (most recent call last):
+    ...
+    autodiff.core.IndexingError: GetItem: index 5 is out of bounds for axis 0 with size 2
+    """
+
+
 class Operation:
     """Base class of every operation of the graph.
 
@@ -420,7 +439,7 @@ class Operation:
             # computes the value from the inputs' arrays and defines the
             # backward rule, operation.grad.
             value = _speed.apply(operation, operation.args, kwargs)
-        except ValueError as error:
+        except (TypeError, ValueError, IndexError) as error:
             raise _explained(error, operation)
         if not _grad_mode.enabled:  # inside `with no_grad():`
             return Variable(value)
@@ -485,29 +504,47 @@ def _as_variables(operation: type, args: tuple[Any, ...]) -> tuple[Variable, ...
                 x = np.asarray(x, dtype=dtype)
             try:
                 x = Input(x)
-            except TypeError as error:
-                raise TypeError(f"{operation.__name__}: {error}") from None
+            except (TypeError, ValueError) as error:
+                raise type(error)(f"{operation.__name__}: {error}") from None
         inputs.append(x)
     return tuple(inputs)
 
 
-def _explained(error: ValueError, operation: Operation) -> ValueError:
-    """``error``, or a clearer one when the inputs do not broadcast together."""
-    shapes = [x.shape for x in operation.args]
-    if isinstance(error, ShapeError) or len(shapes) < 2:
+def _explained(error: Exception, operation: Operation) -> Exception:
+    """The error to raise for ``error`` from ``operation.apply``: one that names
+    the operation, and says which shapes do not broadcast if that was the cause.
+
+    The operations' own errors name them already. NumPy's do not: its message
+    gets the operation's name in front, as a TypeError, a ValueError or, for
+    an index or axis out of range, an :class:`IndexingError`.
+    """
+    name = type(operation).__name__
+    if isinstance(error, ValueError) and not isinstance(error, ShapeError):
+        shapes = [x.shape for x in operation.args]
+        try:
+            np.broadcast_shapes(*shapes)
+        except ValueError:
+            explained: Exception = ShapeError(
+                f"{name} cannot combine inputs of shapes "
+                f"{' and '.join(map(str, shapes))}: they do not broadcast. Shapes broadcast "
+                "when, compared from the last axis, each pair of lengths is equal or "
+                "one of them is 1. Reshape an input, or add an axis with x.reshape(...)."
+            )
+            explained.__cause__ = error
+            return explained
+    if name in str(error):
         return error
-    try:
-        np.broadcast_shapes(*shapes)
-    except ValueError:
-        explained = ShapeError(
-            f"{type(operation).__name__} cannot combine inputs of shapes "
-            f"{' and '.join(map(str, shapes))}: they do not broadcast. Shapes broadcast "
-            "when, compared from the last axis, each pair of lengths is equal or "
-            "one of them is 1. Reshape an input, or add an axis with x.reshape(...)."
-        )
-        explained.__cause__ = error
-        return explained
-    return error
+    if isinstance(error, IndexError):  # NumPy's AxisError is one too
+        explained = IndexingError(f"{name}: {error}")
+    elif isinstance(error, TypeError):
+        hint = ""
+        if any(x.dtype.kind == "b" for x in operation.args):  # NumPy refuses -mask
+            hint = " An input is boolean: convert it to numbers first, for example mask.astype(np.float64)."
+        explained = TypeError(f"{name}: {error}{hint}")
+    else:
+        explained = ValueError(f"{name}: {error}")
+    explained.__cause__ = error
+    return explained
 
 
 class _GradMode(threading.local):
