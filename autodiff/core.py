@@ -161,16 +161,16 @@ class Variable:
     # and ``!=`` keep their default meaning (the same object), because
     # variables are dictionary keys.
     def __lt__(self, other: Any) -> np.ndarray:
-        return np.asarray(self.value < _value(other))
+        return _compare(np.less, "<", self, other)
 
     def __le__(self, other: Any) -> np.ndarray:
-        return np.asarray(self.value <= _value(other))
+        return _compare(np.less_equal, "<=", self, other)
 
     def __gt__(self, other: Any) -> np.ndarray:
-        return np.asarray(self.value > _value(other))
+        return _compare(np.greater, ">", self, other)
 
     def __ge__(self, other: Any) -> np.ndarray:
-        return np.asarray(self.value >= _value(other))
+        return _compare(np.greater_equal, ">=", self, other)
 
     __hash__ = object.__hash__
 
@@ -204,6 +204,14 @@ class Variable:
 
     def swapaxes(self, first: int, second: int) -> Variable:
         """Exchange two axes, like :meth:`numpy.ndarray.swapaxes`."""
+        for axis in (first, second):  # else the list below says 'list index out of range'
+            if not isinstance(axis, (int, np.integer)):
+                raise TypeError(f"swapaxes: the axes must be integers, but got {axis!r}.")
+            if not -self.ndim <= axis < self.ndim:
+                raise IndexingError(
+                    f"swapaxes: axis {axis} is out of range for a Variable of shape "
+                    f"{self.shape}; use {-self.ndim} to {self.ndim - 1}."
+                )
         axes = list(range(self.ndim))
         axes[first], axes[second] = axes[second], axes[first]
         return Transpose(self, axes=tuple(axes))
@@ -234,7 +242,16 @@ class Variable:
         return self.value.size
 
     def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d Variable: a scalar has no length. Use .shape or .size.")
         return len(self.value)
+
+    def __iter__(self) -> Iterator[Variable]:
+        # Without it, Python would index 0, 1, ... until an IndexError, and a
+        # 0-d variable would iterate as an empty sequence instead of failing.
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d Variable: a scalar has no rows.")
+        return (self[i] for i in range(len(self.value)))
 
     def backprop(self) -> dict[Variable, np.ndarray]:
         """The gradients of this (scalar) variable; see :func:`backprop`."""
@@ -309,6 +326,17 @@ def _numeric(value: Any, variable: Variable, operation: Operation | None) -> np.
 
 def _value(x: Any) -> Any:
     return x.value if isinstance(x, Variable) else x
+
+
+def _compare(comparison: np.ufunc, symbol: str, x: Variable, other: Any) -> np.ndarray:
+    """``comparison(x.value, other)``, a boolean array; an error names the comparison."""
+    try:
+        return np.asarray(comparison(x.value, _value(other)))
+    except (TypeError, ValueError) as error:
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(
+            f"Comparing a Variable with {type(other).__name__} ({symbol}): {error}"
+        ) from None
 
 
 class Parameter(Variable):
