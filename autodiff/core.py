@@ -749,7 +749,10 @@ def backprop(
     -------
     dict
         A new dictionary from each variable to its gradient, an array (or,
-        with ``create_graph``, a Variable) of the variable's shape.
+        with ``create_graph``, a Variable) of the variable's shape. The
+        gradient of a 0-d variable that is used more than once may be a
+        NumPy scalar such as ``np.float64``, since NumPy adds two 0-d arrays
+        to a scalar; it behaves as a read-only 0-d array.
 
     Raises
     ------
@@ -831,7 +834,8 @@ def _seed(loss: Variable, output_gradient: Any, create_graph: bool) -> Any:
             )
         seed = np.ones((), dtype)
     else:
-        seed = np.asarray(_value(output_gradient), dtype)
+        seed = as_numeric_array(_value(output_gradient), "backprop: output_gradient")
+        seed = seed.astype(dtype, copy=False)
         if seed.shape != loss.shape:
             raise ShapeError(
                 f"backprop: output_gradient has shape {seed.shape}, but the output "
@@ -846,7 +850,14 @@ def _zero(variable: Variable, seed: Any) -> Any:
     return Input(zero) if isinstance(seed, Variable) else zero
 
 
-def _check_variables(variables: Iterable[Any]) -> list[Variable]:
+def _check_variables(variables: Any) -> list[Variable]:
+    # A single Variable is iterable too (over its rows): refuse it here.
+    if isinstance(variables, Variable) or not isinstance(variables, Iterable):
+        raise TypeError(
+            f"backprop: variables must be a list of Variables, but got "
+            f"{type(variables).__name__} {short_repr(variables)}. For a single "
+            "variable x, pass variables=[x]."
+        )
     requested = list(variables)
     for item in requested:
         if not isinstance(item, Variable):
