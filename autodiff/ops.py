@@ -23,6 +23,26 @@ matching operation for variables. Called with arrays, as
 the input *variables* instead, as ``backprop(..., create_graph=True)`` does,
 the same code records the forward computation and the backward rule as
 operations, and the gradients it returns can be differentiated again.
+
+**Dtypes.** The operations compute in NumPy's dtypes, with its rules for
+mixing them: ``Input([1, 2]) / 2`` is float64, ``Exp`` of an int8 array is
+float16, a boolean mask times a float array is a float array. Where NumPy
+refuses (negating or subtracting booleans, an integer to a negative integer
+power), the operation raises a ``TypeError`` or ``ValueError`` that names
+it. Gradients are floating point whatever the inputs' dtypes: an integer or
+boolean :class:`~autodiff.core.Input` is data, a constant, and gets a
+gradient like any input, which nobody needs to use. A
+:class:`~autodiff.core.Parameter` made from integers holds float64, so that
+it can take any step. Complex numbers are refused when a variable is made
+(see :class:`~autodiff.core.Variable`).
+
+**NaN and inf** propagate as in NumPy: a NaN or infinite input, or an input
+outside a function's domain (``Log`` of a negative number, ``Div`` by 0, an
+overflowing ``Exp``), gives NaN or inf in the output and in the gradients,
+with NumPy's ``RuntimeWarning`` and no exception. Nothing checks for them
+on the way, which would cost time on every operation; a training loop
+checks its loss instead (:func:`~autodiff.nn.train.fit` stops at the first
+non-finite loss).
 """
 
 from __future__ import annotations
@@ -640,6 +660,13 @@ class GetItem(Operation):
 
     The index is a keyword argument: it is not differentiable. Writing
     ``x[index]`` calls ``GetItem(x, index=index)``.
+
+    Raises
+    ------
+    IndexError
+        If the index does not fit ``x`` (out of bounds, too many indices, a
+        mask of the wrong shape): an :class:`~autodiff.core.IndexingError`,
+        which is a ``ValueError`` too.
 
     Examples
     --------
