@@ -9,6 +9,7 @@
 
 from autodiff.check import GradientCheckError, check_gradients, numeric_gradient, numeric_test
 from autodiff.core import (
+    IndexingError,
     Input,
     Operation,
     Parameter,
@@ -57,6 +58,7 @@ __all__ = [
     "Input",
     "Operation",
     "ShapeError",
+    "IndexingError",
     "backprop",
     "topological_order",
     "unbroadcast",

@@ -52,9 +52,11 @@ LARGE_GRAPH = 10_000
 DEFERRED_THRESHOLD = 10_000
 
 _counter = itertools.count(1)  # next() on it is atomic: threads may share it
-_lock = threading.Lock()  # guards the two names below
+_lock = threading.Lock()  # guards the four names below
 _live_checkpoints = 0
 _saved_threshold: int | None = None  # the third threshold before the deferral
+_pausing = 0  # threads inside paused()
+_enable_after_pause = False  # whether the collector was on when the first entered
 
 
 def apply(operation: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -115,11 +117,22 @@ def paused() -> Iterator[None]:
     The backward pass allocates many short-lived objects (the order of the
     graph, the gradients) while the whole graph is alive; young collections
     would scan them, and the graph, for nothing.
+
+    Threads share the collector. It goes off when the first thread enters
+    and back on, if it was on, when the last one leaves; a thread that
+    looked for itself could find it off because another thread had switched
+    it off, and leave it off for good.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
+    global _pausing, _enable_after_pause
+    with _lock:
+        if _pausing == 0:
+            _enable_after_pause = gc.isenabled()
+            gc.disable()
+        _pausing += 1
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        with _lock:
+            _pausing -= 1
+            if _pausing == 0 and _enable_after_pause:
+                gc.enable()

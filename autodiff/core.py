@@ -34,6 +34,7 @@ __all__ = [
     "Input",
     "Operation",
     "ShapeError",
+    "IndexingError",
     "no_grad",
     "set_grad_enabled",
     "is_grad_enabled",
@@ -48,8 +49,9 @@ ArrayLike = npt.ArrayLike
 #: Anything NumPy accepts as a dtype: ``np.float32``, ``"float64"``, ...
 DTypeLike = npt.DTypeLike
 
-#: The dtype kinds a Variable may hold: bool, signed and unsigned int, float, complex.
-NUMERIC_KINDS = frozenset("biufc")
+#: The dtype kinds a Variable may hold: bool, signed and unsigned int, float.
+#: Complex numbers are refused: see :class:`Variable`.
+NUMERIC_KINDS = frozenset("biuf")
 
 
 # ----------------------------------------------------------------- variables
@@ -65,6 +67,19 @@ class Variable:
     operation
         The :class:`Operation` whose result this is, or ``None`` for a
         leaf of the graph (see :class:`Parameter` and :class:`Input`).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not made of real numbers (bool, int, unsigned or
+        float). Complex numbers are refused: the gradient of a real loss
+        with respect to a complex variable needs a convention (Wirtinger
+        calculus; PyTorch and JAX chose differently) that this book does not
+        develop, and some operations, such as :class:`~autodiff.ops.Sigmoid`
+        and :class:`~autodiff.ops.ReLU`, would compute nonsense with them.
+        Pass the real and imaginary parts as two real variables instead.
+    ValueError
+        If ``value`` is a nested list whose rows differ in length.
 
     Examples
     --------
@@ -146,16 +161,16 @@ class Variable:
     # and ``!=`` keep their default meaning (the same object), because
     # variables are dictionary keys.
     def __lt__(self, other: Any) -> np.ndarray:
-        return np.asarray(self.value < _value(other))
+        return _compare(np.less, "<", self, other)
 
     def __le__(self, other: Any) -> np.ndarray:
-        return np.asarray(self.value <= _value(other))
+        return _compare(np.less_equal, "<=", self, other)
 
     def __gt__(self, other: Any) -> np.ndarray:
-        return np.asarray(self.value > _value(other))
+        return _compare(np.greater, ">", self, other)
 
     def __ge__(self, other: Any) -> np.ndarray:
-        return np.asarray(self.value >= _value(other))
+        return _compare(np.greater_equal, ">=", self, other)
 
     __hash__ = object.__hash__
 
@@ -189,6 +204,14 @@ class Variable:
 
     def swapaxes(self, first: int, second: int) -> Variable:
         """Exchange two axes, like :meth:`numpy.ndarray.swapaxes`."""
+        for axis in (first, second):  # else the list below says 'list index out of range'
+            if not isinstance(axis, (int, np.integer)):
+                raise TypeError(f"swapaxes: the axes must be integers, but got {axis!r}.")
+            if not -self.ndim <= axis < self.ndim:
+                raise IndexingError(
+                    f"swapaxes: axis {axis} is out of range for a Variable of shape "
+                    f"{self.shape}; use {-self.ndim} to {self.ndim - 1}."
+                )
         axes = list(range(self.ndim))
         axes[first], axes[second] = axes[second], axes[first]
         return Transpose(self, axes=tuple(axes))
@@ -219,7 +242,16 @@ class Variable:
         return self.value.size
 
     def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d Variable: a scalar has no length. Use .shape or .size.")
         return len(self.value)
+
+    def __iter__(self) -> Iterator[Variable]:
+        # Without it, Python would index 0, 1, ... until an IndexError, and a
+        # 0-d variable would iterate as an empty sequence instead of failing.
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d Variable: a scalar has no rows.")
+        return (self[i] for i in range(len(self.value)))
 
     def backprop(self) -> dict[Variable, np.ndarray]:
         """The gradients of this (scalar) variable; see :func:`backprop`."""
@@ -248,18 +280,31 @@ class Variable:
 
 
 def as_numeric_array(value: Any, what: str) -> np.ndarray:
-    """``np.asarray(value)``, refusing what is not a number; ``what`` names the caller."""
+    """``np.asarray(value)``, refusing what is not a real number; ``what`` names the caller."""
     if isinstance(value, Variable):
         raise TypeError(
             f"{what} got a {type(value).__name__} where a value belongs. To start "
             "a new leaf from its current value, pass its .value."
         )
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except ValueError as error:  # nested lists of unequal lengths, for one
+        raise ValueError(
+            f"{what} cannot make an array of {type(value).__name__} "
+            f"{short_repr(value)}: {error} Nested lists must be rectangular, "
+            "with rows of equal length."
+        ) from None
+    if array.dtype.kind == "c":
+        raise TypeError(
+            f"{what} got complex numbers ({short_repr(value)}), which autodiff does "
+            "not differentiate. Pass the real and imaginary parts as two real "
+            "arrays (value.real and value.imag)."
+        )
     if array.dtype.kind not in NUMERIC_KINDS:
         raise TypeError(
             f"{what} needs numbers, but got an array of dtype {array.dtype} from "
             f"{type(value).__name__} {short_repr(value)}. Pass numbers or a "
-            "numeric NumPy array (bool, int, float or complex)."
+            "numeric NumPy array (bool, int or float)."
         )
     return array
 
@@ -268,15 +313,30 @@ def _numeric(value: Any, variable: Variable, operation: Operation | None) -> np.
     """The value of a new variable as a numeric array: a NumPy scalar (the result
     of an operation on 0-d arrays) becomes a 0-d array; errors name the source."""
     if not isinstance(value, Variable):
-        array = np.asarray(value)
-        if array.dtype.kind in NUMERIC_KINDS:
-            return array
+        try:
+            array = np.asarray(value)
+        except ValueError:  # a ragged nested list: as_numeric_array says so below
+            pass
+        else:
+            if array.dtype.kind in NUMERIC_KINDS:
+                return array
     what = type(variable).__name__ if operation is None else f"{type(operation).__name__}.apply"
     return as_numeric_array(value, what)  # raises, with a message
 
 
 def _value(x: Any) -> Any:
     return x.value if isinstance(x, Variable) else x
+
+
+def _compare(comparison: np.ufunc, symbol: str, x: Variable, other: Any) -> np.ndarray:
+    """``comparison(x.value, other)``, a boolean array; an error names the comparison."""
+    try:
+        return np.asarray(comparison(x.value, _value(other)))
+    except (TypeError, ValueError) as error:
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(
+            f"Comparing a Variable with {type(other).__name__} ({symbol}): {error}"
+        ) from None
 
 
 class Parameter(Variable):
@@ -330,6 +390,24 @@ class ShapeError(ValueError):
     Traceback (most recent call last):
     ...
     autodiff.core.ShapeError: Add cannot combine inputs of shapes (2,) and (3,): ...
+    """
+
+
+class IndexingError(IndexError, ValueError):
+    """An index or axis does not fit the variable it is applied to.
+
+    It is an :class:`IndexError`, as Python and NumPy raise for a bad index,
+    so ``except IndexError`` works as it does for arrays; and a
+    :class:`ValueError`, like every other mistake in an operation's
+    arguments (NumPy's ``AxisError`` is both, too). The message names the
+    operation.
+
+    Examples
+    --------
+    >>> Parameter([1.0, 2.0])[5]
+    Traceback (most recent call last):
+    ...
+    autodiff.core.IndexingError: GetItem: index 5 is out of bounds for axis 0 with size 2
     """
 
 
@@ -389,7 +467,7 @@ class Operation:
             # computes the value from the inputs' arrays and defines the
             # backward rule, operation.grad.
             value = _speed.apply(operation, operation.args, kwargs)
-        except ValueError as error:
+        except (TypeError, ValueError, IndexError) as error:
             raise _explained(error, operation)
         if not _grad_mode.enabled:  # inside `with no_grad():`
             return Variable(value)
@@ -444,7 +522,7 @@ def _as_variables(operation: type, args: tuple[Any, ...]) -> tuple[Variable, ...
     # ``x * 0.5`` keeps a float32 ``x`` in float32, as NumPy does.
     dtype = None
     for x in args:
-        if isinstance(x, Variable) and x.value.dtype.kind in "fc":
+        if isinstance(x, Variable) and x.value.dtype.kind == "f":
             dtype = x.value.dtype
             break
     inputs = []
@@ -454,29 +532,47 @@ def _as_variables(operation: type, args: tuple[Any, ...]) -> tuple[Variable, ...
                 x = np.asarray(x, dtype=dtype)
             try:
                 x = Input(x)
-            except TypeError as error:
-                raise TypeError(f"{operation.__name__}: {error}") from None
+            except (TypeError, ValueError) as error:
+                raise type(error)(f"{operation.__name__}: {error}") from None
         inputs.append(x)
     return tuple(inputs)
 
 
-def _explained(error: ValueError, operation: Operation) -> ValueError:
-    """``error``, or a clearer one when the inputs do not broadcast together."""
-    shapes = [x.shape for x in operation.args]
-    if isinstance(error, ShapeError) or len(shapes) < 2:
+def _explained(error: Exception, operation: Operation) -> Exception:
+    """The error to raise for ``error`` from ``operation.apply``: one that names
+    the operation, and says which shapes do not broadcast if that was the cause.
+
+    The operations' own errors name them already. NumPy's do not: its message
+    gets the operation's name in front, as a TypeError, a ValueError or, for
+    an index or axis out of range, an :class:`IndexingError`.
+    """
+    name = type(operation).__name__
+    if isinstance(error, ValueError) and not isinstance(error, ShapeError):
+        shapes = [x.shape for x in operation.args]
+        try:
+            np.broadcast_shapes(*shapes)
+        except ValueError:
+            explained: Exception = ShapeError(
+                f"{name} cannot combine inputs of shapes "
+                f"{' and '.join(map(str, shapes))}: they do not broadcast. Shapes broadcast "
+                "when, compared from the last axis, each pair of lengths is equal or "
+                "one of them is 1. Reshape an input, or add an axis with x.reshape(...)."
+            )
+            explained.__cause__ = error
+            return explained
+    if name in str(error):
         return error
-    try:
-        np.broadcast_shapes(*shapes)
-    except ValueError:
-        explained = ShapeError(
-            f"{type(operation).__name__} cannot combine inputs of shapes "
-            f"{' and '.join(map(str, shapes))}: they do not broadcast. Shapes broadcast "
-            "when, compared from the last axis, each pair of lengths is equal or "
-            "one of them is 1. Reshape an input, or add an axis with x.reshape(...)."
-        )
-        explained.__cause__ = error
-        return explained
-    return error
+    if isinstance(error, IndexError):  # NumPy's AxisError is one too
+        explained = IndexingError(f"{name}: {error}")
+    elif isinstance(error, TypeError):
+        hint = ""
+        if any(x.dtype.kind == "b" for x in operation.args):  # NumPy refuses -mask
+            hint = " An input is boolean: convert it to numbers first, for example mask.astype(np.float64)."
+        explained = TypeError(f"{name}: {error}{hint}")
+    else:
+        explained = ValueError(f"{name}: {error}")
+    explained.__cause__ = error
+    return explained
 
 
 class _GradMode(threading.local):
@@ -653,7 +749,10 @@ def backprop(
     -------
     dict
         A new dictionary from each variable to its gradient, an array (or,
-        with ``create_graph``, a Variable) of the variable's shape.
+        with ``create_graph``, a Variable) of the variable's shape. The
+        gradient of a 0-d variable that is used more than once may be a
+        NumPy scalar such as ``np.float64``, since NumPy adds two 0-d arrays
+        to a scalar; it behaves as a read-only 0-d array.
 
     Raises
     ------
@@ -725,7 +824,7 @@ def _seed(loss: Variable, output_gradient: Any, create_graph: bool) -> Any:
     """The gradient of the loss itself: dJ/dJ = 1, or ``output_gradient``."""
     if not isinstance(loss, Variable):
         raise TypeError(f"backprop expects a Variable, but got {type(loss).__name__}.")
-    dtype = loss.dtype if loss.dtype.kind in "fc" else np.dtype(np.float64)
+    dtype = loss.dtype if loss.dtype.kind == "f" else np.dtype(np.float64)
     if output_gradient is None:
         if loss.shape != ():
             raise ValueError(
@@ -735,7 +834,8 @@ def _seed(loss: Variable, output_gradient: Any, create_graph: bool) -> Any:
             )
         seed = np.ones((), dtype)
     else:
-        seed = np.asarray(_value(output_gradient), dtype)
+        seed = as_numeric_array(_value(output_gradient), "backprop: output_gradient")
+        seed = seed.astype(dtype, copy=False)
         if seed.shape != loss.shape:
             raise ShapeError(
                 f"backprop: output_gradient has shape {seed.shape}, but the output "
@@ -750,7 +850,14 @@ def _zero(variable: Variable, seed: Any) -> Any:
     return Input(zero) if isinstance(seed, Variable) else zero
 
 
-def _check_variables(variables: Iterable[Any]) -> list[Variable]:
+def _check_variables(variables: Any) -> list[Variable]:
+    # A single Variable is iterable too (over its rows): refuse it here.
+    if isinstance(variables, Variable) or not isinstance(variables, Iterable):
+        raise TypeError(
+            f"backprop: variables must be a list of Variables, but got "
+            f"{type(variables).__name__} {short_repr(variables)}. For a single "
+            "variable x, pass variables=[x]."
+        )
     requested = list(variables)
     for item in requested:
         if not isinstance(item, Variable):

@@ -23,6 +23,26 @@ matching operation for variables. Called with arrays, as
 the input *variables* instead, as ``backprop(..., create_graph=True)`` does,
 the same code records the forward computation and the backward rule as
 operations, and the gradients it returns can be differentiated again.
+
+**Dtypes.** The operations compute in NumPy's dtypes, with its rules for
+mixing them: ``Input([1, 2]) / 2`` is float64, ``Exp`` of an int8 array is
+float16, a boolean mask times a float array is a float array. Where NumPy
+refuses (negating or subtracting booleans, an integer to a negative integer
+power), the operation raises a ``TypeError`` or ``ValueError`` that names
+it. Gradients are floating point whatever the inputs' dtypes: an integer or
+boolean :class:`~autodiff.core.Input` is data, a constant, and gets a
+gradient like any input, which nobody needs to use. A
+:class:`~autodiff.core.Parameter` made from integers holds float64, so that
+it can take any step. Complex numbers are refused when a variable is made
+(see :class:`~autodiff.core.Variable`).
+
+**NaN and inf** propagate as in NumPy: a NaN or infinite input, or an input
+outside a function's domain (``Log`` of a negative number, ``Div`` by 0, an
+overflowing ``Exp``), gives NaN or inf in the output and in the gradients,
+with NumPy's ``RuntimeWarning`` and no exception. Nothing checks for them
+on the way, which would cost time on every operation; a training loop
+checks its loss instead (:func:`~autodiff.nn.train.fit` stops at the first
+non-finite loss).
 """
 
 from __future__ import annotations
@@ -31,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from autodiff.core import Operation, ShapeError, Variable, unbroadcast
+from autodiff.core import Operation, ShapeError, Variable, as_numeric_array, unbroadcast
 
 __all__ = [
     "Identity",
@@ -254,7 +274,8 @@ class Pow(Operation):
         z = x ** y
 
         def grad(gz, needed=(True, True)):
-            gx = gz * y * x ** (y - 1) if needed[0] else None
+            # y - 1.0, not y - 1: NumPy refuses an integer to a negative integer power.
+            gx = gz * y * x ** (y - 1.0) if needed[0] else None
             gy = None
             if needed[1]:
                 positive = x > 0  # a boolean array, also when x is a Variable
@@ -454,10 +475,14 @@ class Tanh(Operation):
 
 
 def _kept_shape(shape: tuple[int, ...], axis: Axis) -> tuple[int, ...]:
-    """The shape of a reduction over ``axis`` with ``keepdims=True``."""
-    if axis is None:
+    """The shape of a reduction over ``axis`` with ``keepdims=True``.
+
+    NumPy has checked ``axis`` in the forward pass: an int, a NumPy integer or
+    a tuple of them, in range (for a 0-d array, 0 and -1 are accepted).
+    """
+    if axis is None or not shape:
         return (1,) * len(shape)
-    axes = {a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)}
+    axes = {a % len(shape) for a in np.ravel(axis).tolist()}
     return tuple(1 if i in axes else length for i, length in enumerate(shape))
 
 
@@ -636,6 +661,13 @@ class GetItem(Operation):
     The index is a keyword argument: it is not differentiable. Writing
     ``x[index]`` calls ``GetItem(x, index=index)``.
 
+    Raises
+    ------
+    IndexError
+        If the index does not fit ``x`` (out of bounds, too many indices, a
+        mask of the wrong shape): an :class:`~autodiff.core.IndexingError`,
+        which is a ``ValueError`` too.
+
     Examples
     --------
     >>> from autodiff import Parameter
@@ -791,6 +823,11 @@ class Where(Operation):
     """
 
     def apply(self, x, y, condition: Any = None):
+        if condition is None:
+            raise TypeError(
+                "Where needs the condition as a keyword argument: "
+                "Where(x, y, condition=mask), or where(mask, x, y)."
+            )
         z = where(condition, x, y)
 
         def grad(gz):
@@ -892,7 +929,10 @@ class Affine(Operation):
                 f"shape (out,), but got {x.shape}, {w.shape} and {b.shape}."
             )
         z = x @ w
-        z += b
+        if np.can_cast(b.dtype, z.dtype, "same_kind"):
+            z += b  # in place: one array less
+        else:  # such as a float bias on an integer product
+            z = z + b
 
         def grad(gz, needed=(True, True, True)):
             gx = gz @ w.T if needed[0] else None
@@ -922,7 +962,7 @@ def check_class_labels(labels: Any, logits_shape: tuple[int, ...], where: str) -
     ...
     ValueError: example: labels must lie in 0..2 (one per class of the logits), but range from 0 to 3.
     """
-    array: np.ndarray = labels if type(labels) is np.ndarray else np.asarray(labels)
+    array = labels if type(labels) is np.ndarray else as_numeric_array(labels, where)
     if array.size == 0:
         raise ValueError(
             f"{where}: got an empty batch (labels of shape {array.shape}); the mean "
