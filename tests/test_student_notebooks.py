@@ -471,6 +471,18 @@ def _rhs(code: str) -> str | None:
     return code
 
 
+def _docstring_lines(source: str) -> set[int]:
+    """The line numbers of the docstrings in ``source``: the student keeps them."""
+    lines: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            lines.update(range(body[0].lineno, (body[0].end_lineno or body[0].lineno) + 1))
+    return lines
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_every_marked_solution_is_a_gap_and_none_survives(name: str) -> None:
     path = next(p for p in SOURCES if p.stem == name)
@@ -485,10 +497,13 @@ def test_every_marked_solution_is_a_gap_and_none_survives(name: str) -> None:
             free.extend(lines if cell.cell_type == "code" else [])
             continue
         student_lines = student.notebook.cells[by_original[cell.source].cell].source.split("\n")
-        for line in lines:
+        docstrings = _docstring_lines(cell.source) if tagged else set()
+        for number, line in enumerate(lines, start=1):
             match = MARKED.match(line)
-            if tagged:  # every statement that is not a definition is a solution
+            if tagged:  # every statement that is not a definition or a docstring is a solution
                 stripped = line.strip()
+                if number in docstrings:
+                    continue
                 if stripped and not stripped.startswith(("#", "def ", "class ", "import ", "from ", '"', "'")):
                     solutions.append(_rhs(stripped) or stripped)
             elif not match:
