@@ -26,13 +26,16 @@ from autodiff.ops import (
     Add,
     Affine,
     BroadcastTo,
+    Conv2d,
     Div,
     Exp,
+    Fold,
     GetItem,
     Identity,
     Log,
     MatMul,
     Maximum,
+    MaxPool2d,
     Mean,
     Mul,
     Neg,
@@ -46,6 +49,7 @@ from autodiff.ops import (
     Sum,
     Tanh,
     Transpose,
+    Unfold,
     Where,
 )
 from autodiff.visualize import visualize
@@ -92,6 +96,10 @@ __all__ = [
     "MSE",
     "Affine",
     "SoftmaxCrossEntropy",
+    "Unfold",
+    "Fold",
+    "Conv2d",
+    "MaxPool2d",
 ]
 
 __version__ = "0.1.0"
