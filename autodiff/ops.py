@@ -1183,7 +1183,7 @@ class Unfold(Operation):
     .. math:: z_{n, (c, a, b), (i, j)} = \tilde x_{n, c, s_h i + a, s_w j + b},
 
     and the rows are ordered by channel, then kernel row :math:`a`, then
-    kernel column :math:`b`, as in :func:`torch.nn.functional.unfold`.
+    kernel column :math:`b`, as in ``torch.nn.functional.unfold``.
     A convolution is then a matrix product with these columns
     (:class:`Conv2d`).
 
@@ -1232,7 +1232,7 @@ class Fold(Operation):
     pixel it would have been copied from, so where windows overlap, their
     values add up:
 
-    .. math:: z_{n, c, y, x} = \sum_{a, b, i, j \,:\, s_h i + a = y + p_h,\; s_w j + b = x + p_w}
+    .. math:: z_{n, c, u, v} = \sum_{a, b, i, j \,:\, s_h i + a = u + p_h,\; s_w j + b = v + p_w}
               x_{n, (c, a, b), (i, j)} .
 
     The sum runs as :math:`k_h k_w` additions of strided slices, one per
@@ -1265,7 +1265,7 @@ class Fold(Operation):
 
 
 class Conv2d(Operation):
-    r"""2-D convolution (strictly: cross-correlation), as :func:`torch.nn.functional.conv2d`.
+    r"""2-D convolution (strictly: cross-correlation), as ``torch.nn.functional.conv2d``.
 
     ``x`` has shape ``(N, C, H, W)``: a batch of images with ``C``
     channels; ``w`` has shape ``(O, C, kh, kw)``: ``O`` kernels, each
@@ -1293,7 +1293,7 @@ class Conv2d(Operation):
     input with the output's gradient,
     :math:`\bar w_{o,c,a,b} = \sum_{n,i,j} \bar z_{n,o,i,j}\,\tilde x_{n,c,\,s_h i+a,\,s_w j+b}`,
     and the input's gradient (for stride 1)
-    :math:`\bar{\tilde x}_{n,c,y,x} = \sum_{o,a,b} \bar z_{n,o,\,y-a,\,x-b}\, w_{o,c,a,b}`
+    :math:`\bar{\tilde x}_{n,c,u,v} = \sum_{o,a,b} \bar z_{n,o,\,u-a,\,v-b}\, w_{o,c,a,b}`
     is a *full* convolution of :math:`\bar z` with the kernel, that is, a
     correlation with the kernel flipped in both directions: a *transposed
     convolution*. :func:`fold` computes it by adding the columns
@@ -1400,7 +1400,7 @@ def _check_conv2d(
 
 
 class MaxPool2d(Operation):
-    r"""The largest value of each window, as :func:`torch.nn.functional.max_pool2d`.
+    r"""The largest value of each window, as ``torch.nn.functional.max_pool2d``.
 
     ``x`` has shape ``(N, C, H, W)``; each channel is pooled on its own.
     The windows have size ``kernel_size`` and move by ``stride``, which is
@@ -1426,7 +1426,8 @@ class MaxPool2d(Operation):
     The mask is a constant, so the backward rule is a product with it and
     :func:`fold` (a scatter to the chosen elements), whose own gradient is
     :func:`unfold` followed by the same mask (a gather from them): gradients
-    of gradients work too.
+    of gradients work too. The forward pass needs no operations of its own:
+    the output is the maximum, computed on the values.
 
     Parameters
     ----------
@@ -1464,18 +1465,18 @@ class MaxPool2d(Operation):
         out_height, out_width = _windows_shape("MaxPool2d", x.shape, kernel, stride, (0, 0))
         n, channels, height, width = x.shape
         size = kernel[0] * kernel[1]
-        # (n, C, kh * kw, L): the elements of each window along axis 2.
-        windows = unfold(x, kernel, stride).reshape(n, channels, size, -1)
-        values = detach(windows)
-        maximum = values.max(axis=2)
+        # The elements of each window along axis 2, (n, C, kh * kw, L), as constants:
+        # the gradient is defined by grad below, which is made of operations.
+        windows = unfold(detach(x), kernel, stride).reshape(n, channels, size, -1)
+        maximum = windows.max(axis=2)
         # The first maximum of each window: equal to the maximum, and no earlier element was.
-        chosen = np.zeros(values.shape, dtype=bool)
+        chosen = np.zeros(windows.shape, dtype=bool)
         found = np.zeros(maximum.shape, dtype=bool)
         for k in range(size):
-            is_max = values[:, :, k] == maximum
+            is_max = windows[:, :, k] == maximum
             chosen[:, :, k] = is_max & ~found
             found |= is_max
-        z = where(chosen, windows, 0).sum(axis=2).reshape(n, channels, out_height, out_width)
+        z = maximum.reshape(n, channels, out_height, out_width)
 
         def grad(gz):
             to_windows = gz.reshape(n, channels, 1, -1) * chosen  # gz at each first maximum, else 0
@@ -1490,7 +1491,7 @@ def unfold(x: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> Any:
     """The windows of ``x`` as columns (im2col); :class:`Unfold` for a Variable.
 
     ``x`` has shape ``(N, C, H, W)``; the result ``(N, C * kh * kw, L)``,
-    the layout of :func:`torch.nn.functional.unfold`.
+    the layout of ``torch.nn.functional.unfold``.
 
     Examples
     --------
@@ -1515,7 +1516,7 @@ def fold(x: Any, output_size: Any, kernel_size: Any, stride: Any = 1, padding: A
     """Add columns back onto an image (col2im); :class:`Fold` for a Variable.
 
     ``x`` has shape ``(N, C * kh * kw, L)``; the result
-    ``(N, C, *output_size)``, as :func:`torch.nn.functional.fold`.
+    ``(N, C, *output_size)``, as ``torch.nn.functional.fold``.
 
     Examples
     --------
@@ -1550,7 +1551,12 @@ def fold(x: Any, output_size: Any, kernel_size: Any, stride: Any = 1, padding: A
     # Entry (a, b) of window (i, j) lies at (a + sh * i, b + sw * j) in the padded
     # image: one strided slice holds that entry of every window.
     rows, cols = sh * (out_height - 1) + 1, sw * (out_width - 1) + 1
+    overlap = kh > sh or kw > sw
     for a in range(kh):
         for b in range(kw):
-            image[:, :, a : a + rows : sh, b : b + cols : sw] += columns[:, :, a, b]
+            pixels = image[:, :, a : a + rows : sh, b : b + cols : sw]
+            if overlap:
+                pixels += columns[:, :, a, b]
+            else:  # each pixel is in one window at most: assigning is quicker than adding
+                pixels[...] = columns[:, :, a, b]
     return image[:, :, ph : ph + height, pw : pw + width]
