@@ -149,6 +149,8 @@ WINDOWS = [
     ((2, 2, 4, 5), 2, 1, 0),
     ((1, 3, 5, 5), 3, 2, 1),
     ((2, 1, 6, 5), (3, 2), (1, 2), (0, 1)),
+    ((1, 2, 7, 8), 2, 3, 0),  # windows with gaps between them
+    ((2, 2, 6, 6), 2, 2, 1),  # windows that tile the padded image
 ]
 
 
@@ -191,7 +193,13 @@ def test_unfold_and_fold_gradients(x_shape, kernel, stride, padding, rng: np.ran
 
 # ---------------------------------------------------------------- MaxPool2d
 
-POOLS = [((2, 3, 4, 4), 2, None), ((1, 2, 5, 7), (2, 3), None), ((2, 1, 5, 5), 3, 1), ((1, 2, 6, 5), 2, (1, 2))]
+POOLS = [
+    ((2, 3, 4, 4), 2, None),
+    ((1, 2, 5, 7), (2, 3), None),  # the last row and column fit no window
+    ((2, 1, 5, 5), 3, 1),  # overlapping windows
+    ((1, 2, 6, 5), 2, (1, 2)),
+    ((1, 1, 7, 7), 2, 3),  # gaps between the windows
+]
 
 
 @pytest.mark.parametrize("x_shape, kernel, stride", POOLS)
