@@ -28,13 +28,16 @@ from autodiff.ops import (
     Add,
     Affine,
     BroadcastTo,
+    Conv2d,
     Div,
     Exp,
+    Fold,
     GetItem,
     Identity,
     Log,
     MatMul,
     Maximum,
+    MaxPool2d,
     Mean,
     Mul,
     Neg,
@@ -48,6 +51,7 @@ from autodiff.ops import (
     Sum,
     Tanh,
     Transpose,
+    Unfold,
     Where,
 )
 from autodiff.visualize import visualize
@@ -96,6 +100,10 @@ __all__ = [
     "MSE",
     "Affine",
     "SoftmaxCrossEntropy",
+    "Unfold",
+    "Fold",
+    "Conv2d",
+    "MaxPool2d",
 ]
 
 __version__ = "0.1.0"

@@ -562,7 +562,9 @@ def _explained(error: Exception, operation: Operation) -> Exception:
             return explained
     if name in str(error):
         return error
-    if isinstance(error, IndexError):  # NumPy's AxisError is one too
+    if isinstance(error, ShapeError):  # the package's own, raised by a helper
+        explained = ShapeError(f"{name}: {error}")
+    elif isinstance(error, IndexError):  # NumPy's AxisError is one too
         explained = IndexingError(f"{name}: {error}")
     elif isinstance(error, TypeError):
         hint = ""

@@ -50,6 +50,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from autodiff.core import Operation, ShapeError, Variable, as_numeric_array, unbroadcast
 
@@ -80,6 +81,10 @@ __all__ = [
     "MSE",
     "Affine",
     "SoftmaxCrossEntropy",
+    "Unfold",
+    "Fold",
+    "Conv2d",
+    "MaxPool2d",
     "exp",
     "log",
     "tanh",
@@ -89,6 +94,9 @@ __all__ = [
     "scatter_add",
     "detach",
     "check_class_labels",
+    "unfold",
+    "fold",
+    "check_pair",
 ]
 
 Axis = int | tuple[int, ...] | None
@@ -1133,3 +1141,472 @@ def detach(x: Any) -> Any:
     JAX ``stop_gradient``.
     """
     return x.value if isinstance(x, Variable) else x
+
+
+# ---------------------------------------------------- convolution and pooling
+#
+# Images come in PyTorch's layout: (batch, channels, height, width). The one
+# new idea is Unfold ("im2col"): it copies every window that a kernel visits
+# into a column, so that a convolution becomes one matrix product. Fold is its
+# adjoint: it adds columns back onto the image, each window to where it came
+# from. Unfold and Fold are each other's backward rule, as GetItem and
+# ScatterAdd are; Conv2d and MaxPool2d write their backward rules with Fold,
+# matrix products and reshapes, so that gradients of any order exist.
+
+Pair = tuple[int, int]
+
+
+def check_pair(value: Any, name: str, where: str, smallest: int = 1) -> Pair:
+    """``value``, an int or a pair of ints, as a pair, each at least ``smallest``.
+
+    For the sizes, strides and paddings of :class:`Conv2d` and
+    :class:`MaxPool2d`; ``where`` names the caller in the errors.
+
+    Examples
+    --------
+    >>> check_pair(3, "stride", "example")
+    (3, 3)
+    >>> check_pair((1, -1), "padding", "example", smallest=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: example: padding must be at least 0 (an int, or a pair for height and width), but got (1, -1).
+    """
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)
+    if len(pair) != 2 or not ints:
+        raise TypeError(
+            f"{where}: {name} must be an int or a pair of ints (height, width), "
+            f"but got {value!r}."
+        )
+    if min(pair) < smallest:
+        expected = "positive" if smallest == 1 else "at least 0"
+        raise ValueError(
+            f"{where}: {name} must be {expected} (an int, or a pair for height and "
+            f"width), but got {value!r}."
+        )
+    return int(pair[0]), int(pair[1])
+
+
+def _windows_shape(
+    where: str, x_shape: tuple[int, ...], kernel: Pair, stride: Pair, padding: Pair,
+    w_shape: tuple[int, ...] | None = None,
+) -> Pair:
+    """The number of window positions (down, across); checks that x is 4-D and fits the kernel."""
+    if len(x_shape) != 4:
+        raise ShapeError(
+            f"{where} expects x of shape (batch, channels, height, width), but got "
+            f"shape {x_shape}, which has {len(x_shape)} axes. Add the missing axes "
+            "with reshape: a batch of flat 28x28 images becomes x.reshape(-1, 1, 28, 28)."
+        )
+    padded = (x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1])
+    if kernel[0] > padded[0] or kernel[1] > padded[1]:
+        weights = "" if w_shape is None else f" (w has shape {w_shape})"
+        raise ShapeError(
+            f"{where}: the kernel, of size {kernel}{weights}, is larger than the "
+            f"input: x has shape {x_shape}, height and width {padded} with padding "
+            f"{padding}. Use a smaller kernel, more padding or larger images."
+        )
+    return (
+        (padded[0] - kernel[0]) // stride[0] + 1,
+        (padded[1] - kernel[1]) // stride[1] + 1,
+    )
+
+
+def _settings(where: str, kernel_size: Any, stride: Any, padding: Any) -> tuple[Pair, Pair, Pair]:
+    return (
+        check_pair(kernel_size, "kernel_size", where, 1),
+        check_pair(stride, "stride", where, 1),
+        check_pair(padding, "padding", where, 0),
+    )
+
+
+class Unfold(Operation):
+    r"""Copy every window of the image into a column: "im2col".
+
+    For ``x`` of shape ``(N, C, H, W)``, a kernel of size
+    :math:`k_h \times k_w`, stride :math:`s` and zero padding :math:`p`,
+    the output has shape ``(N, C * kh * kw, L)``: one column per window
+    position, :math:`L = H' W'` positions with
+    :math:`H' = \lfloor (H + 2p_h - k_h) / s_h \rfloor + 1` (and likewise
+    :math:`W'`). Writing :math:`\tilde x` for the zero-padded input,
+
+    .. math:: z_{n, (c, a, b), (i, j)} = \tilde x_{n, c, s_h i + a, s_w j + b},
+
+    and the rows are ordered by channel, then kernel row :math:`a`, then
+    kernel column :math:`b`, as in ``torch.nn.functional.unfold``.
+    A convolution is then a matrix product with these columns
+    (:class:`Conv2d`).
+
+    Each element of the output is a copy of one element of the input, and
+    an input element appears in as many columns as windows contain it. So
+    its gradient is the sum of the gradients of its copies: the columns of
+    :math:`\bar z` added back onto the image, which is :func:`fold`. Fold and
+    Unfold are each other's backward rules.
+
+    The windows come from :func:`numpy.lib.stride_tricks.sliding_window_view`,
+    which costs no memory; the one copy is the reshape into columns.
+
+    Examples
+    --------
+    >>> from autodiff import Parameter
+    >>> x = Parameter(np.arange(9.0).reshape(1, 1, 3, 3))
+    >>> z = Unfold(x, kernel_size=2)   # four 2x2 windows, one per column
+    >>> z.value
+    array([[[0., 1., 3., 4.],
+            [1., 2., 4., 5.],
+            [3., 4., 6., 7.],
+            [4., 5., 7., 8.]]])
+    >>> z.operation.grad(np.ones((1, 4, 4)))[0]   # how many windows hold each pixel
+    array([[[[1., 2., 1.],
+             [2., 4., 2.],
+             [1., 2., 1.]]]])
+    """
+
+    def apply(self, x, kernel_size: Any = None, stride: Any = 1, padding: Any = 0):
+        z = unfold(x, kernel_size, stride, padding)
+        size = x.shape[2:]
+
+        def grad(gz):
+            return fold(gz, size, kernel_size, stride, padding),
+        self.grad = grad
+
+        return z
+
+
+class Fold(Operation):
+    r"""Add columns back onto an image: the adjoint of :class:`Unfold` ("col2im").
+
+    ``x`` has shape ``(N, C * kh * kw, L)``, one column per window, laid out
+    as :class:`Unfold` makes them; the output has shape
+    ``(N, C, *output_size)``. Every element of a column is added to the
+    pixel it would have been copied from, so where windows overlap, their
+    values add up:
+
+    .. math:: z_{n, c, u, v} = \sum_{a, b, i, j \,:\, s_h i + a = u + p_h,\; s_w j + b = v + p_w}
+              x_{n, (c, a, b), (i, j)} .
+
+    The sum runs as :math:`k_h k_w` additions of strided slices, one per
+    position :math:`(a, b)` inside the kernel, each adding one row of every
+    window at once (no :func:`numpy.add.at`). What falls on the padding is
+    dropped.
+
+    The gradient of a sum of copies is the copy of the gradient:
+    :math:`\bar x = \operatorname{unfold}(\bar z)`.
+
+    Examples
+    --------
+    >>> from autodiff import Parameter
+    >>> columns = Parameter(np.ones((1, 4, 4)))
+    >>> Fold(columns, output_size=(3, 3), kernel_size=2).value   # windows overlapping
+    array([[[[1., 2., 1.],
+             [2., 4., 2.],
+             [1., 2., 1.]]]])
+    """
+
+    def apply(self, x, output_size: Any = None, kernel_size: Any = None, stride: Any = 1,
+              padding: Any = 0):
+        z = fold(x, output_size, kernel_size, stride, padding)
+
+        def grad(gz):
+            return unfold(gz, kernel_size, stride, padding),
+        self.grad = grad
+
+        return z
+
+
+class Conv2d(Operation):
+    r"""2-D convolution (strictly: cross-correlation), as ``torch.nn.functional.conv2d``.
+
+    ``x`` has shape ``(N, C, H, W)``: a batch of images with ``C``
+    channels; ``w`` has shape ``(O, C, kh, kw)``: ``O`` kernels, each
+    looking at all ``C`` channels. With the input zero-padded by
+    :math:`p` on every side (:math:`\tilde x`) and the kernel moved by the
+    stride :math:`s`, each output element is a weighted sum over one window:
+
+    .. math:: z_{n,o,i,j} = \sum_{c,a,b} w_{o,c,a,b}\,\tilde x_{n,c,\,s_h i + a,\,s_w j + b} ,
+
+    of shape ``(N, O, H', W')`` with
+    :math:`H' = \lfloor (H + 2 p_h - k_h) / s_h \rfloor + 1`.
+
+    **As a matrix product.** With :math:`X_n` the columns of image
+    :math:`n` (:func:`unfold`: one column of :math:`C k_h k_w` numbers per
+    window) and :math:`W` the kernels as rows (``w.reshape(O, -1)``), the
+    whole sum is :math:`Z_n = W X_n`. So the gradients are those of a matrix
+    product (:class:`MatMul`):
+
+    .. math::
+        \bar W = \sum_n \bar Z_n X_n^\top, \qquad
+        \bar X_n = W^\top \bar Z_n, \qquad
+        \bar x = \operatorname{fold}(\bar X) .
+
+    Element by element, the kernel's gradient is a correlation of the
+    input with the output's gradient,
+    :math:`\bar w_{o,c,a,b} = \sum_{n,i,j} \bar z_{n,o,i,j}\,\tilde x_{n,c,\,s_h i+a,\,s_w j+b}`,
+    and the input's gradient (for stride 1)
+    :math:`\bar{\tilde x}_{n,c,u,v} = \sum_{o,a,b} \bar z_{n,o,\,u-a,\,v-b}\, w_{o,c,a,b}`
+    is a *full* convolution of :math:`\bar z` with the kernel, that is, a
+    correlation with the kernel flipped in both directions: a *transposed
+    convolution*. :func:`fold` computes it by adding the columns
+    :math:`W^\top \bar Z_n` back onto the image.
+
+    **Gradients of gradients.** The backward rule is written with
+    operations: ``@``, reshapes, a sum and :func:`fold`, whose own gradient
+    is :func:`unfold`, whose gradient is :func:`fold` again. The family is
+    closed, so ``backprop(..., create_graph=True)`` can differentiate
+    through a convolution's gradient, to any order.
+
+    The columns of the forward pass are kept for :math:`\bar W`: one copy of
+    the unfolded input per layer, the memory price of the single matrix
+    product. The input's gradient is skipped when nobody needs it (the
+    images of the first layer).
+
+    Parameters
+    ----------
+    x
+        The images, ``(N, C, H, W)``.
+    w
+        The kernels, ``(O, C, kh, kw)``.
+    stride, padding
+        An int, or a pair (height, width). Keyword arguments: settings, not
+        differentiated.
+
+    Raises
+    ------
+    ShapeError
+        If ``x`` or ``w`` does not have 4 axes, their channels differ, or
+        the kernel is larger than the padded input.
+    ValueError
+        If a stride is not positive or a padding is negative.
+
+    Examples
+    --------
+    A 2x2 kernel that adds each pixel to its right-hand and lower neighbours:
+
+    >>> from autodiff import Parameter
+    >>> x = Parameter(np.arange(9.0).reshape(1, 1, 3, 3))
+    >>> w = Parameter(np.array([[[[1.0, 1.0], [1.0, 0.0]]]]))
+    >>> z = Conv2d(x, w)
+    >>> z.value
+    array([[[[ 4.,  7.],
+             [13., 16.]]]])
+    >>> gx, gw = z.operation.grad(np.ones((1, 1, 2, 2)))
+    >>> gx          # how many windows weigh each pixel with 1
+    array([[[[1., 2., 1.],
+             [2., 3., 1.],
+             [1., 1., 0.]]]])
+    >>> gw          # the sum of the pixels each kernel entry saw
+    array([[[[ 8., 12.],
+             [20., 24.]]]])
+    """
+
+    grad_takes_needed = True
+
+    # The settings are checked before the operation runs: a ValueError raised
+    # in apply would be read by the engine as inputs that do not broadcast.
+    def __new__(cls, x: Any, w: Any, stride: Any = 1, padding: Any = 0) -> Variable:  # type: ignore[misc]
+        stride = check_pair(stride, "stride", "Conv2d", 1)
+        padding = check_pair(padding, "padding", "Conv2d", 0)
+        return super().__new__(cls, x, w, stride=stride, padding=padding)
+
+    def apply(self, x, w, stride: Pair = (1, 1), padding: Pair = (0, 0)):
+        out_height, out_width = _check_conv2d(x.shape, w.shape, stride, padding)
+        n, _, height, width = x.shape
+        out_channels, _, kh, kw = w.shape
+        columns = unfold(x, (kh, kw), stride, padding)       # (n, C * kh * kw, L)
+        kernels = w.reshape(out_channels, -1)                 # (O, C * kh * kw)
+        z = (kernels @ columns).reshape(n, out_channels, out_height, out_width)
+
+        def grad(gz, needed=(True, True)):
+            gz_rows = gz.reshape(n, out_channels, -1)         # (n, O, L)
+            gx = gw = None
+            if needed[0]:
+                gx = fold(kernels.T @ gz_rows, (height, width), (kh, kw), stride, padding)
+            if needed[1]:
+                # The sum of X_n gz_n^T, transposed: faster in BLAS than gz_n X_n^T.
+                gw = (columns @ gz_rows.swapaxes(1, 2)).sum(axis=0).T.reshape(w.shape)
+            return gx, gw
+        self.grad = grad
+
+        return z
+
+
+def _check_conv2d(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, padding: Pair
+) -> Pair:
+    """Check the shapes of a convolution; return the output's height and width."""
+    if len(w_shape) != 4:
+        raise ShapeError(
+            f"Conv2d expects w of shape (out_channels, in_channels, kh, kw), but got "
+            f"shape {w_shape}, which has {len(w_shape)} axes."
+        )
+    if len(x_shape) == 4 and x_shape[1] != w_shape[1]:
+        raise ShapeError(
+            f"Conv2d: x of shape {x_shape} has {x_shape[1]} channels, but w of shape "
+            f"{w_shape} expects {w_shape[1]}: w's second axis (in_channels) must equal "
+            "x's second axis."
+        )
+    kernel = (w_shape[2], w_shape[3])
+    return _windows_shape("Conv2d", x_shape, kernel, stride, padding, w_shape)
+
+
+class MaxPool2d(Operation):
+    r"""The largest value of each window, as ``torch.nn.functional.max_pool2d``.
+
+    ``x`` has shape ``(N, C, H, W)``; each channel is pooled on its own.
+    The windows have size ``kernel_size`` and move by ``stride``, which is
+    ``kernel_size`` by default, so that the windows tile the image:
+
+    .. math:: z_{n,c,i,j} = \max_{a,b}\; x_{n,c,\,s_h i + a,\,s_w j + b} .
+
+    **The gradient is sparse.** Only the maximum of a window affects the
+    output, with slope 1; the other elements may change a little without
+    any effect. So each window passes its gradient to one element, its
+    maximum, and every other element gets 0:
+
+    .. math:: \bar x = \operatorname{fold}\big(m \odot \bar z\big), \qquad
+              m = \text{one-hot mask of each window's maximum} .
+
+    When several elements tie for the maximum, there is no derivative; the
+    gradient goes to the *first* of them (in reading order), as in PyTorch,
+    so that each window still passes its gradient exactly once. Where windows
+    overlap (a stride smaller than the kernel), an element that is the
+    maximum of several windows collects all their gradients: that is the sum
+    :func:`fold` computes.
+
+    The mask is a constant, so the backward rule is a product with it and
+    :func:`fold` (a scatter to the chosen elements), whose own gradient is
+    :func:`unfold` followed by the same mask (a gather from them): gradients
+    of gradients work too. The forward pass needs no operations of its own:
+    the output is the maximum, computed on the values.
+
+    Parameters
+    ----------
+    x
+        ``(N, C, H, W)``.
+    kernel_size
+        The window's size, an int or a pair.
+    stride
+        How far the window moves, an int or a pair; by default ``kernel_size``.
+
+    Raises
+    ------
+    ShapeError
+        If ``x`` does not have 4 axes or is smaller than a window.
+    ValueError
+        If the kernel size or the stride is not positive.
+
+    Examples
+    --------
+    >>> from autodiff import Parameter
+    >>> x = Parameter(np.array([[[[1.0, 5.0, 2.0, 0.0],
+    ...                           [3.0, 4.0, 2.0, 2.0]]]]))
+    >>> z = MaxPool2d(x, kernel_size=2)
+    >>> z.value
+    array([[[[5., 2.]]]])
+    >>> z.operation.grad(np.array([[[[10.0, 20.0]]]]))[0]   # the tie: the first 2 wins
+    array([[[[ 0., 10., 20.,  0.],
+             [ 0.,  0.,  0.,  0.]]]])
+    """
+
+    def apply(self, x, kernel_size: Any = None, stride: Any = None):
+        if stride is None:
+            stride = kernel_size
+        kernel, stride, _ = _settings("MaxPool2d", kernel_size, stride, 0)
+        out_height, out_width = _windows_shape("MaxPool2d", x.shape, kernel, stride, (0, 0))
+        n, channels, height, width = x.shape
+        size = kernel[0] * kernel[1]
+        # The elements of each window along axis 2, (n, C, kh * kw, L), as constants:
+        # the gradient is defined by grad below, which is made of operations.
+        windows = unfold(detach(x), kernel, stride).reshape(n, channels, size, -1)
+        maximum = windows.max(axis=2)
+        # The first maximum of each window: equal to the maximum, and no earlier element was.
+        chosen = np.zeros(windows.shape, dtype=bool)
+        found = np.zeros(maximum.shape, dtype=bool)
+        for k in range(size):
+            is_max = windows[:, :, k] == maximum
+            chosen[:, :, k] = is_max & ~found
+            found |= is_max
+        z = maximum.reshape(n, channels, out_height, out_width)
+
+        def grad(gz):
+            to_windows = gz.reshape(n, channels, 1, -1) * chosen  # gz at each first maximum, else 0
+            gx = fold(to_windows.reshape(n, channels * size, -1), (height, width), kernel, stride)
+            return gx,
+        self.grad = grad
+
+        return z
+
+
+def unfold(x: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> Any:
+    """The windows of ``x`` as columns (im2col); :class:`Unfold` for a Variable.
+
+    ``x`` has shape ``(N, C, H, W)``; the result ``(N, C * kh * kw, L)``,
+    the layout of ``torch.nn.functional.unfold``.
+
+    Examples
+    --------
+    >>> unfold(np.arange(8.0).reshape(1, 2, 2, 2), kernel_size=2)[0, :, 0]
+    array([0., 1., 2., 3., 4., 5., 6., 7.])
+    """
+    if isinstance(x, Variable):
+        return Unfold(x, kernel_size=kernel_size, stride=stride, padding=padding)
+    kernel, stride, padding = _settings("unfold", kernel_size, stride, padding)
+    _windows_shape("unfold", x.shape, kernel, stride, padding)
+    if padding != (0, 0):
+        x = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    # (N, C, H', W', kh, kw): a view of x, no copy.
+    windows = sliding_window_view(x, kernel, axis=(2, 3))[:, :, :: stride[0], :: stride[1]]
+    n, channels, out_height, out_width = windows.shape[:4]
+    # Kernel offsets before positions, so that the copy runs along image rows.
+    by_offset = windows.transpose(0, 1, 4, 5, 2, 3)
+    return by_offset.reshape(n, channels * kernel[0] * kernel[1], out_height * out_width)
+
+
+def fold(x: Any, output_size: Any, kernel_size: Any, stride: Any = 1, padding: Any = 0) -> Any:
+    """Add columns back onto an image (col2im); :class:`Fold` for a Variable.
+
+    ``x`` has shape ``(N, C * kh * kw, L)``; the result
+    ``(N, C, *output_size)``, as ``torch.nn.functional.fold``.
+
+    Examples
+    --------
+    >>> fold(np.ones((1, 1, 9)), (3, 3), kernel_size=1)[0, 0]
+    array([[1., 1., 1.],
+           [1., 1., 1.],
+           [1., 1., 1.]])
+    """
+    if isinstance(x, Variable):
+        return Fold(x, output_size=output_size, kernel_size=kernel_size, stride=stride,
+                    padding=padding)
+    (kh, kw), (sh, sw), (ph, pw) = _settings("fold", kernel_size, stride, padding)
+    height, width = check_pair(output_size, "output_size", "fold", 1)
+    if x.ndim != 3:
+        raise ShapeError(
+            f"fold expects columns of shape (N, channels * kh * kw, windows), but got "
+            f"shape {x.shape}."
+        )
+    n, channels = x.shape[0], x.shape[1] // (kh * kw)
+    out_height, out_width = _windows_shape(
+        "fold", (n, channels, height, width), (kh, kw), (sh, sw), (ph, pw)
+    )
+    windows = out_height * out_width
+    if x.shape[1] % (kh * kw) or x.shape[2] != windows:
+        raise ShapeError(
+            f"fold: an image of size {(height, width)} with kernel {(kh, kw)}, stride "
+            f"{(sh, sw)} and padding {(ph, pw)} has {windows} windows, so x must have "
+            f"shape (N, channels * {kh * kw}, {windows}), but it has shape {x.shape}."
+        )
+    columns = x.reshape(n, channels, kh, kw, out_height, out_width)
+    image = np.zeros((n, channels, height + 2 * ph, width + 2 * pw), dtype=x.dtype)
+    # Entry (a, b) of window (i, j) lies at (a + sh * i, b + sw * j) in the padded
+    # image: one strided slice holds that entry of every window.
+    rows, cols = sh * (out_height - 1) + 1, sw * (out_width - 1) + 1
+    overlap = kh > sh or kw > sw
+    for a in range(kh):
+        for b in range(kw):
+            pixels = image[:, :, a : a + rows : sh, b : b + cols : sw]
+            if overlap:
+                pixels += columns[:, :, a, b]
+            else:  # each pixel is in one window at most: assigning is quicker than adding
+                pixels[...] = columns[:, :, a, b]
+    return image[:, :, ph : ph + height, pw : pw + width]

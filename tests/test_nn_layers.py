@@ -166,3 +166,131 @@ def test_affine_rejects_mismatched_shapes():
     from autodiff import Affine
     with pytest.raises(ValueError, match=r"Affine: expected .* \(2, 5\), \(3, 4\) and \(4,\)"):
         Affine(np.ones((2, 5)), Parameter(np.ones((3, 4))), Parameter(np.zeros(4)))
+
+
+# ---------------------------------------------------------------- convolutional layers
+
+
+def small_cnn(seed=0, dtype=np.float32):
+    from autodiff.nn import Conv2d, Flatten, MaxPool2d
+
+    rng = np.random.default_rng(seed)
+    return Sequential(
+        Conv2d(1, 4, 3, padding=1, seed=rng, dtype=dtype), ReLU(), MaxPool2d(2),
+        Conv2d(4, 6, 3, seed=rng, dtype=dtype), Tanh(), Flatten(),
+        Linear(6 * 2 * 2, 2, seed=rng, dtype=dtype),
+    )
+
+
+def bars(count, seed=0):
+    """8x8 images with one horizontal (label 0) or vertical (label 1) bar, and noise."""
+    rng = np.random.default_rng(seed)
+    images = rng.normal(0, 0.1, size=(count, 1, 8, 8)).astype(np.float32)
+    labels = rng.integers(0, 2, size=count)
+    where = rng.integers(1, 7, size=count)
+    for image, label, at in zip(images, labels, where):
+        if label == 0:
+            image[0, at, :] += 1
+        else:
+            image[0, :, at] += 1
+    return images, labels
+
+
+def test_conv2d_layer_shapes_names_and_he_initialisation():
+    from autodiff.nn import Conv2d
+
+    layer = Conv2d(8, 16, (3, 5), stride=2, padding=(1, 2), seed=0)
+    assert layer.weight.shape == (16, 8, 3, 5) and layer.bias.shape == (16,)
+    assert layer.weight.dtype == layer.bias.dtype == np.float32
+    assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
+    np.testing.assert_allclose(layer.weight.value.std(), np.sqrt(2 / (8 * 3 * 5)), rtol=0.05)
+    np.testing.assert_array_equal(layer.bias.value, 0)
+    assert layer(np.zeros((2, 8, 9, 10), dtype=np.float32)).shape == (2, 16, 5, 5)
+    assert repr(layer) == ("Conv2d(8, 16, kernel_size=(3, 5), stride=(2, 2), padding=(1, 2), "
+                           "dtype=float32)")
+
+
+def test_conv2d_layer_is_the_operation_plus_a_bias_per_channel():
+    from autodiff import Conv2d as Conv2dOp
+    from autodiff.nn import Conv2d
+
+    layer = Conv2d(2, 3, 3, padding=1, seed=0, dtype=np.float64)
+    layer.bias.value[:] = [1.0, 2.0, 3.0]
+    x = np.random.default_rng(0).normal(size=(2, 2, 5, 5))
+    expected = Conv2dOp(x, layer.weight.value, padding=1).value + np.array([1.0, 2.0, 3.0])[:, None, None]
+    np.testing.assert_allclose(layer(x).value, expected)
+
+
+def test_conv2d_layer_same_seed_same_weights():
+    from autodiff.nn import Conv2d
+
+    a, b, c = Conv2d(1, 2, 3, seed=5), Conv2d(1, 2, 3, seed=5), Conv2d(1, 2, 3, seed=6)
+    assert np.array_equal(a.weight.value, b.weight.value)
+    assert not np.array_equal(a.weight.value, c.weight.value)
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"in_channels": 0, "out_channels": 3, "kernel_size": 3}, ValueError, "in_channels"),
+    ({"in_channels": 1, "out_channels": 2.0, "kernel_size": 3}, ValueError, "out_channels"),
+    ({"in_channels": 1, "out_channels": 3, "kernel_size": 0}, ValueError, "kernel_size"),
+    ({"in_channels": 1, "out_channels": 3, "kernel_size": 3, "stride": 0}, ValueError, "stride"),
+    ({"in_channels": 1, "out_channels": 3, "kernel_size": 3, "padding": -1}, ValueError, "padding"),
+    ({"in_channels": 1, "out_channels": 3, "kernel_size": (3, 3, 3)}, TypeError, "pair"),
+    ({"in_channels": 1, "out_channels": 3, "kernel_size": 3, "dtype": np.int64}, TypeError, "dtype"),
+])
+def test_conv2d_layer_rejects_bad_arguments(kwargs, error, words):
+    from autodiff.nn import Conv2d
+
+    with pytest.raises(error, match=f"Conv2d: .*{words}"):
+        Conv2d(**kwargs)
+
+
+def test_max_pool_and_flatten_layers():
+    from autodiff.nn import Flatten, MaxPool2d
+
+    x = np.arange(32.0).reshape(2, 1, 4, 4)
+    pooled = MaxPool2d(2)(x)
+    np.testing.assert_array_equal(pooled.value[0, 0], [[5, 7], [13, 15]])
+    assert MaxPool2d(3, stride=1)(x).shape == (2, 1, 2, 2)
+    assert repr(MaxPool2d(2)) == "MaxPool2d(kernel_size=(2, 2), stride=(2, 2))"
+    assert Flatten()(pooled).shape == (2, 4)
+    assert list(MaxPool2d(2).named_parameters()) == [] == list(Flatten().named_parameters())
+    with pytest.raises(ValueError, match="MaxPool2d: stride"):
+        MaxPool2d(2, stride=0)
+
+
+def test_small_cnn_in_sequential_gradients():
+    model = small_cnn(dtype=np.float64)
+    assert [name for name, _ in model.named_parameters()] == [
+        "layers.0.weight", "layers.0.bias", "layers.3.weight", "layers.3.bias",
+        "layers.6.weight", "layers.6.bias",
+    ]
+    images, labels = bars(3)
+    from autodiff.nn import cross_entropy
+
+    check_gradients(lambda: cross_entropy(model(images.astype(np.float64)), labels),
+                    model.parameters())
+
+
+def test_small_cnn_learns_with_fit():
+    from autodiff.nn import Adam, evaluate, fit
+
+    images, labels = bars(256)
+    test_images, test_labels = bars(200, seed=1)
+    model = small_cnn()
+    history = fit(model, Adam(model.parameters(), learning_rate=0.01), images, labels,
+                  epochs=4, batch_size=32, test_data=(test_images, test_labels), progress=False)
+    assert history.loss[-1] < history.loss[0] / 2
+    assert evaluate(model, test_images, test_labels)[1] >= 0.95
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_small_cnn_save_and_load(tmp_path, suffix):
+    from autodiff.nn import load_parameters, predict, save_parameters
+
+    model, fresh = small_cnn(seed=0), small_cnn(seed=1)
+    images, _ = bars(10)
+    path = save_parameters(model, tmp_path / f"cnn{suffix}")
+    assert not np.array_equal(predict(fresh, images), predict(model, images))
+    load_parameters(fresh, path)
+    np.testing.assert_array_equal(predict(fresh, images), predict(model, images))

@@ -25,7 +25,19 @@ from autodiff.nn.data import (
     load_mnist,
     read_idx,
 )
-from autodiff.nn.layers import Linear, Module, ReLU, Sequential, Sigmoid, Tanh, make_rng, mlp
+from autodiff.nn.layers import (
+    Conv2d,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    Module,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    make_rng,
+    mlp,
+)
 from autodiff.nn.losses import accuracy, cross_entropy, mse
 from autodiff.nn.optim import SGD, Adam, Momentum, Optimizer
 from autodiff.nn.serialization import (
@@ -39,6 +51,9 @@ from autodiff.nn.train import History, evaluate, fit, predict, train_step
 __all__ = [
     "Module",
     "Linear",
+    "Conv2d",
+    "MaxPool2d",
+    "Flatten",
     "Sequential",
     "ReLU",
     "Sigmoid",

@@ -26,7 +26,19 @@ import numpy as np
 from autodiff import ops
 from autodiff.core import DTypeLike, Parameter, Variable
 
-__all__ = ["Module", "Linear", "Sequential", "ReLU", "Sigmoid", "Tanh", "mlp", "make_rng"]
+__all__ = [
+    "Module",
+    "Linear",
+    "Conv2d",
+    "MaxPool2d",
+    "Flatten",
+    "Sequential",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "mlp",
+    "make_rng",
+]
 
 #: The initialisations :class:`Linear` knows.
 INITS = ("he", "glorot", "uniform")
@@ -220,6 +232,139 @@ class Linear(Module):
             f"Linear({self.in_features}, {self.out_features}, init={self.init!r}, "
             f"dtype={self.weight.dtype})"
         )
+
+
+def _positive_int(value: Any, name: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{where}: {name} must be a positive int, but got {value!r}.")
+    return int(value)
+
+
+class Conv2d(Module):
+    r"""Convolutional layer: :class:`~autodiff.ops.Conv2d` plus a bias per output channel.
+
+    .. math:: y_{n,o} = b_o + \sum_c w_{o,c} \star x_{n,c}
+
+    where :math:`\star` is the cross-correlation of
+    :class:`~autodiff.ops.Conv2d`. Input and output have PyTorch's layout,
+    ``(batch, channels, height, width)``.
+
+    The weights are drawn with He initialisation, normal with standard
+    deviation :math:`\sqrt{2 / n_\text{in}}`, where a kernel sees
+    :math:`n_\text{in} = C_\text{in} k_h k_w` inputs; the bias starts at zero.
+
+    Parameters
+    ----------
+    in_channels, out_channels
+        Channels of the input and of the output.
+    kernel_size
+        An int for a square kernel, or a pair (height, width).
+    stride, padding
+        As in :class:`~autodiff.ops.Conv2d`: an int or a pair.
+    seed
+        An int or a :class:`numpy.random.Generator` for reproducible weights;
+        ``None`` draws fresh ones each time.
+    dtype
+        The floating-point type of the parameters.
+
+    Attributes
+    ----------
+    weight : Parameter
+        Shape ``(out_channels, in_channels, kh, kw)``.
+    bias : Parameter
+        Shape ``(out_channels,)``.
+
+    Examples
+    --------
+    >>> layer = Conv2d(1, 4, kernel_size=3, padding=1, seed=0)
+    >>> layer.weight.shape, layer.bias.shape
+    ((4, 1, 3, 3), (4,))
+    >>> layer(np.zeros((2, 1, 28, 28), dtype=np.float32)).shape
+    (2, 4, 28, 28)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        *,
+        seed: int | np.random.Generator | None = None,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
+        self.in_channels = _positive_int(in_channels, "in_channels", "Conv2d")
+        self.out_channels = _positive_int(out_channels, "out_channels", "Conv2d")
+        self.kernel_size = ops.check_pair(kernel_size, "kernel_size", "Conv2d", 1)
+        self.stride = ops.check_pair(stride, "stride", "Conv2d", 1)
+        self.padding = ops.check_pair(padding, "padding", "Conv2d", 0)
+        if np.dtype(dtype).kind != "f":
+            raise TypeError(
+                f"Conv2d: dtype must be a floating-point type such as np.float32, "
+                f"but got {np.dtype(dtype)}."
+            )
+        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        weight = make_rng(seed).normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
+        self.weight = Parameter(weight.astype(dtype))
+        self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype))
+
+    def forward(self, x: Any) -> Variable:
+        z = ops.Conv2d(x, self.weight, stride=self.stride, padding=self.padding)
+        return z + self.bias.reshape(-1, 1, 1)  # one bias per channel, broadcast over the image
+
+    def __repr__(self) -> str:
+        return (
+            f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, dtype={self.weight.dtype})"
+        )
+
+
+class MaxPool2d(Module):
+    """The :class:`~autodiff.ops.MaxPool2d` operation as a layer.
+
+    Parameters
+    ----------
+    kernel_size
+        The window's size, an int or a pair.
+    stride
+        How far the window moves; by default ``kernel_size``, so that the
+        windows tile the image.
+
+    Examples
+    --------
+    >>> MaxPool2d(2)(np.arange(16.0).reshape(1, 1, 4, 4)).value
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
+    """
+
+    def __init__(
+        self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None
+    ) -> None:
+        self.kernel_size = ops.check_pair(kernel_size, "kernel_size", "MaxPool2d", 1)
+        self.stride = self.kernel_size if stride is None else ops.check_pair(stride, "stride", "MaxPool2d", 1)
+
+    def forward(self, x: Any) -> Variable:
+        return ops.MaxPool2d(x, kernel_size=self.kernel_size, stride=self.stride)
+
+    def __repr__(self) -> str:
+        return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride})"
+
+
+class Flatten(Module):
+    """Flatten every axis but the first: ``(batch, ...)`` becomes ``(batch, features)``.
+
+    It connects convolutional layers to :class:`Linear` ones.
+
+    Examples
+    --------
+    >>> Flatten()(np.zeros((2, 3, 4, 4))).shape
+    (2, 48)
+    """
+
+    def forward(self, x: Any) -> Variable:
+        return ops.Reshape(x, shape=(x.shape[0], -1))
 
 
 class Sequential(Module):
