@@ -1,9 +1,13 @@
 """The engine's speed machinery: Python's garbage collector, and one fast path.
 
-The engine (:mod:`autodiff.core`) calls this module at two points:
-:func:`apply` runs every operation it records, and :func:`paused` wraps the
-backward pass. Nothing here changes a result; it only changes how fast the
-result comes.
+The engine (:mod:`autodiff.core`) calls this module at one point:
+:func:`apply` runs every operation it records. Nothing here changes a
+result; it only changes how fast the result comes.
+
+A fast path stays here only if a benchmark shows it is worth at least 3 %
+of the per-node chain of ``bench/bench_engine.py`` or of an MNIST epoch of
+``bench/bench_mnist.py``. (Switching the collector off during the backward
+pass, which an earlier version did, gave 1 % on the chain: it went.)
 
 **The cyclic garbage collector.** CPython frees an object as soon as nothing
 refers to it any more (reference counting). Objects in a reference cycle are
@@ -40,8 +44,6 @@ import gc
 import itertools
 import threading
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 #: A checkpoint is taken every LARGE_GRAPH recorded operations.
@@ -55,19 +57,19 @@ _counter = itertools.count(1)  # next() on it is atomic: threads may share it
 _lock = threading.Lock()  # guards the four names below
 _live_checkpoints = 0
 _saved_threshold: int | None = None  # the third threshold before the deferral
-_pausing = 0  # threads inside paused()
-_enable_after_pause = False  # whether the collector was on when the first entered
 
 
 def apply(operation: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``operation.apply(*[x.value for x in inputs], **kwargs)``, counted.
 
     The fast path: Python 3.11 calls a function with ``*args`` through a
-    generic path that costs more than a whole NumPy operation on small
+    generic path that costs about as much as a NumPy operation on small
     arrays. Most operations have one or two inputs and no settings; calling
     their ``apply`` directly makes the per-node chain of
-    ``bench/bench_engine.py`` 9 % faster (3,000 of 33,000 instructions per
-    operation, counted with ``valgrind --tool=callgrind``).
+    ``bench/bench_engine.py`` 5 % faster (N = 1,000: 5.73 against 6.01 µs
+    per node, measured in one process taking turns, on 2026-12-01), and
+    saves 3,000 of 33,000 instructions per operation (``valgrind
+    --tool=callgrind``).
     """
     if next(_counter) % LARGE_GRAPH == 0:
         _checkpoint(operation)
@@ -108,31 +110,3 @@ def deferring() -> bool:
     """True while full collections wait for a large graph to be freed."""
     with _lock:
         return _live_checkpoints > 0
-
-
-@contextmanager
-def paused() -> Iterator[None]:
-    """Run the block with the collector off.
-
-    The backward pass allocates many short-lived objects (the order of the
-    graph, the gradients) while the whole graph is alive; young collections
-    would scan them, and the graph, for nothing.
-
-    Threads share the collector. It goes off when the first thread enters
-    and back on, if it was on, when the last one leaves; a thread that
-    looked for itself could find it off because another thread had switched
-    it off, and leave it off for good.
-    """
-    global _pausing, _enable_after_pause
-    with _lock:
-        if _pausing == 0:
-            _enable_after_pause = gc.isenabled()
-            gc.disable()
-        _pausing += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _pausing -= 1
-            if _pausing == 0 and _enable_after_pause:
-                gc.enable()

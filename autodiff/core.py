@@ -9,8 +9,8 @@ compute gradients.
 
 The module reads from top to bottom in the order the book explains it.
 The speed machinery (Python's garbage collector on large graphs, and one
-fast path) lives in ``autodiff/_speed.py``, which the engine calls at two
-named points: ``_speed.apply`` and ``_speed.paused``.
+fast path) lives in ``autodiff/_speed.py``, which the engine calls at one
+named point, ``_speed.apply``.
 """
 
 from __future__ import annotations
@@ -785,7 +785,7 @@ def backprop(
     """
     seed = _seed(loss, output_gradient, create_graph)
     # Gradients of gradients are recorded, even inside no_grad (as in PyTorch).
-    with _speed.paused(), set_grad_enabled(create_graph):
+    with set_grad_enabled(create_graph):
         order = topological_order(loss)
         needed = kept = None  # None: every variable (unless variables= says otherwise)
         if variables is not None:

@@ -129,13 +129,3 @@ def test_no_full_collection_while_a_large_graph_is_recorded() -> None:
         y = y * 1.0001 + 0.001
         gc.set_threshold(*DEFAULT)  # undo the deferral at every step
     assert gc.get_stats()[2]["collections"] - before > 0
-
-
-def test_the_collector_is_back_on_after_backprop_even_when_it_fails() -> None:
-    y = chain(Parameter([1.0, 2.0]), 10)
-    with pytest.raises(ValueError):
-        backprop(y)  # not a scalar
-    assert gc.isenabled()
-    loss = y.sum()
-    backprop(loss)
-    assert gc.isenabled()

@@ -599,7 +599,7 @@ def test_build_your_own_needs_no_package(build_your_own: se.StudentNotebook) -> 
     """It runs where the package is not installed: everything it uses is in its cells."""
     code = "\n".join(_code_cells(build_your_own.notebook))
     assert not re.search(r"^\s*(from|import)\s+autodiff\b", code, re.MULTILINE)
-    assert "_speed = types.SimpleNamespace(apply=apply, paused=paused)" in code
+    assert "_speed = types.SimpleNamespace(apply=apply)" in code
 
 
 def test_build_your_own_asks_the_seeds_questions_beside_backprop(build_your_own: se.StudentNotebook) -> None:

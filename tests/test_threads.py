@@ -110,35 +110,6 @@ def test_two_threads_build_and_backprop_their_own_graphs(monkeypatch: pytest.Mon
     assert gc.isenabled() == enabled
 
 
-def test_the_collector_stays_off_until_the_last_backward_pass_ends() -> None:
-    """The first thread to leave must not switch the collector on under the second.
-
-    With each thread restoring what it had found, a thread that found the
-    collector off, because another thread's backward pass had switched it
-    off, could leave it off for the rest of the process.
-    """
-    assert gc.isenabled()
-    first_inside, second_inside, first_left = threading.Event(), threading.Event(), threading.Event()
-    seen: list[bool] = []
-
-    def first() -> None:
-        with _speed.paused():
-            first_inside.set()
-            assert second_inside.wait(timeout=30)
-        first_left.set()
-
-    def second() -> None:
-        assert first_inside.wait(timeout=30)
-        with _speed.paused():
-            second_inside.set()
-            assert first_left.wait(timeout=30)
-            seen.append(gc.isenabled())
-
-    assert run_in_threads(first, second) == []
-    assert seen == [False]  # still off while the second pass runs
-    assert gc.isenabled()  # and on again once both have ended
-
-
 def test_no_grad_in_one_thread_leaves_recording_on_in_another() -> None:
     """predict runs under no_grad in one thread while another thread trains."""
     rng = np.random.default_rng(3)
