@@ -105,7 +105,7 @@ def numpy_step(W1, b1, W2, b2, images, labels, learning_rate):  # type: ignore[n
     b1 -= learning_rate * g_hidden.sum(axis=0)
 
 
-def engine_calls_step(W1, b1, W2, b2, buffers, images, labels, learning_rate):  # type: ignore[no-untyped-def]
+def engine_calls_step(W1, b1, W2, b2, images, labels, learning_rate):  # type: ignore[no-untyped-def]
     """The NumPy calls that autodiff's step makes, in its order, without the engine.
 
     A control: it keeps the same arrays alive as long as the graph does and
@@ -137,9 +137,8 @@ def engine_calls_step(W1, b1, W2, b2, buffers, images, labels, learning_rate):  
     gradients = [None, None, hidden.T @ g_logits, g_logits.sum(axis=0)]
     g_a1 = g_hidden * (a1 >= 0)                           # ReLU's grad
     gradients[:2] = images.T @ g_a1, g_a1.sum(axis=0)     # Affine's grad
-    for parameter, gradient, buffer in zip((W1, b1, W2, b2), gradients, buffers):
-        np.multiply(gradient, learning_rate, out=buffer)  # SGD.step
-        parameter -= buffer
+    for parameter, gradient in zip((W1, b1, W2, b2), gradients):
+        parameter -= learning_rate * gradient             # SGD.step
 
 
 def make_step(version: str, package: Any = None):  # type: ignore[no-untyped-def]
@@ -157,10 +156,9 @@ def make_step(version: str, package: Any = None):  # type: ignore[no-untyped-def
             numpy_step(*arrays, x, y, LEARNING_RATE)
     elif version == "engine calls":
         arrays = [p.value for p in model.parameters()]
-        buffers = [np.empty_like(a) for a in arrays]
 
         def step(x: np.ndarray, y: np.ndarray) -> None:
-            engine_calls_step(*arrays, buffers, x, y, LEARNING_RATE)
+            engine_calls_step(*arrays, x, y, LEARNING_RATE)
     else:
         optimizer = package.nn.SGD(model.parameters(), learning_rate=LEARNING_RATE)
         cross_entropy, backprop = package.nn.cross_entropy, package.ad.backprop

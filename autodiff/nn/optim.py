@@ -11,11 +11,12 @@ changes each ``parameter.value`` in place. A training step is therefore::
 Passing ``optimizer.parameters`` to ``backprop`` asks for those gradients
 only, which saves the work (and memory) of every other gradient.
 
-The updates write into the parameters' arrays and into buffers allocated
-once, in the constructor: a step allocates no new arrays. Allocating and
-freeing large temporaries on every step would make the process take fresh
-pages from the operating system again and again, which costs more than the
-arithmetic.
+The updates are written as their formulas. They change the parameters'
+arrays (and the optimisers' running statistics) in place, and make a few
+temporary arrays along the way: writing every step into buffers kept from
+one step to the next made an MNIST epoch of ``bench/bench_mnist.py`` no
+faster (0.2 %, measured in one run taking turns), so the optimisers read as
+the formulas do.
 """
 
 from __future__ import annotations
@@ -105,8 +106,6 @@ class Optimizer:
                 f"{type(self).__name__}: learning_rate must be positive, got {learning_rate}."
             )
         self.learning_rate = learning_rate
-        # Scratch space for one update, reused by every step.
-        self._buffers = [np.empty_like(p.value) for p in self.parameters]
 
     def _gradients(self, gradients: Mapping[Variable, Any]) -> list[np.ndarray]:
         """The gradient of each parameter, in order, after checking it."""
@@ -157,11 +156,8 @@ class SGD(Optimizer):
 
     def step(self, gradients: Mapping[Variable, Any]) -> None:
         """Update every parameter in place from ``gradients``."""
-        for parameter, gradient, buffer in zip(
-            self.parameters, self._gradients(gradients), self._buffers
-        ):
-            np.multiply(gradient, self.learning_rate, out=buffer)
-            parameter.value -= buffer
+        for parameter, gradient in zip(self.parameters, self._gradients(gradients)):
+            parameter.value -= self.learning_rate * gradient
 
 
 class Momentum(Optimizer):
