@@ -502,8 +502,8 @@ def numeric_test(
     inputs. A random output gradient :math:`\bar z` is drawn, and the
     vector-Jacobian product returned by ``grad`` is compared, for every
     element of every floating-point input, with the central difference of
-    :math:`\sum \bar z \odot z`. Other inputs (integer labels, boolean masks,
-    complex values) are passed unchanged and not checked.
+    :math:`\sum \bar z \odot z`. Other inputs (integer labels, boolean
+    masks) are passed unchanged and not checked.
 
     With ``order=2`` the check goes one level deeper, for gradients of
     gradients: with random :math:`r_i`, one per input, the second-order
