@@ -141,6 +141,21 @@ def _walk(value: Any, prefix: str, seen: set[int]) -> Iterator[tuple[str, Parame
             yield from _walk(item, f"{prefix}.{index}" if prefix else str(index), seen)
 
 
+def _positive_int(value: Any, name: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{where}: {name} must be a positive int, but got {value!r}.")
+    return int(value)
+
+
+def _float_dtype(dtype: DTypeLike, where: str) -> np.dtype[Any]:
+    if np.dtype(dtype).kind != "f":
+        raise TypeError(
+            f"{where}: dtype must be a floating-point type such as np.float32, "
+            f"but got {np.dtype(dtype)}."
+        )
+    return np.dtype(dtype)
+
+
 class Linear(Module):
     r"""Affine layer: :math:`y = x W + b`.
 
@@ -193,24 +208,14 @@ class Linear(Module):
         seed: int | np.random.Generator | None = None,
         dtype: DTypeLike = np.float32,
     ) -> None:
-        for name, size in (("in_features", in_features), ("out_features", out_features)):
-            is_int = isinstance(size, (int, np.integer)) and not isinstance(size, bool)
-            if not is_int or size < 1:
-                raise ValueError(
-                    f"Linear: {name} must be a positive int, but got {size!r}."
-                )
+        self.in_features = _positive_int(in_features, "in_features", "Linear")
+        self.out_features = _positive_int(out_features, "out_features", "Linear")
         if init not in INITS:
             raise ValueError(
                 f"Linear: unknown init={init!r}; "
                 f"use one of {', '.join(map(repr, INITS))}."
             )
-        if np.dtype(dtype).kind != "f":
-            raise TypeError(
-                f"Linear: dtype must be a floating-point type such as np.float32, "
-                f"but got {np.dtype(dtype)}."
-            )
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        dtype = _float_dtype(dtype, "Linear")
         self.init = init
         rng = make_rng(seed)
         shape = (self.in_features, self.out_features)
@@ -232,12 +237,6 @@ class Linear(Module):
             f"Linear({self.in_features}, {self.out_features}, init={self.init!r}, "
             f"dtype={self.weight.dtype})"
         )
-
-
-def _positive_int(value: Any, name: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{where}: {name} must be a positive int, but got {value!r}.")
-    return int(value)
 
 
 class Conv2d(Module):
@@ -299,11 +298,7 @@ class Conv2d(Module):
         self.kernel_size = ops.check_pair(kernel_size, "kernel_size", "Conv2d", 1)
         self.stride = ops.check_pair(stride, "stride", "Conv2d", 1)
         self.padding = ops.check_pair(padding, "padding", "Conv2d", 0)
-        if np.dtype(dtype).kind != "f":
-            raise TypeError(
-                f"Conv2d: dtype must be a floating-point type such as np.float32, "
-                f"but got {np.dtype(dtype)}."
-            )
+        dtype = _float_dtype(dtype, "Conv2d")
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
         weight = make_rng(seed).normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
