@@ -54,7 +54,7 @@ LARGE_GRAPH = 10_000
 DEFERRED_THRESHOLD = 10_000
 
 _counter = itertools.count(1)  # next() on it is atomic: threads may share it
-_lock = threading.Lock()  # guards the four names below
+_lock = threading.Lock()  # guards the two names below
 _live_checkpoints = 0
 _saved_threshold: int | None = None  # the third threshold before the deferral
 
