@@ -453,7 +453,9 @@ class Operation:
     #: Operations whose ``grad(gz, needed)`` takes a second argument set this
     #: to True. ``needed`` holds one boolean per input, True where a gradient
     #: is wanted, so that costly gradients nobody asked for can be skipped;
-    #: ``grad`` may return ``None`` for those.
+    #: ``grad`` may return ``None`` for those. Skipping the gradient of the
+    #: images in the first layer makes an MNIST epoch of bench_mnist.py 31 %
+    #: faster (0.66 against 0.96 s, measured in one run taking turns).
     grad_takes_needed: bool = False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Variable:  # type: ignore[misc]
