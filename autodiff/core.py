@@ -549,6 +549,8 @@ def _explained(error: Exception, operation: Operation) -> Exception:
     an index or axis out of range, an :class:`IndexingError`.
     """
     name = type(operation).__name__
+    if name in str(error):
+        return error  # the operation's own message, which says what it checked
     if isinstance(error, ValueError) and not isinstance(error, ShapeError):
         shapes = [x.shape for x in operation.args]
         try:
@@ -562,8 +564,6 @@ def _explained(error: Exception, operation: Operation) -> Exception:
             )
             explained.__cause__ = error
             return explained
-    if name in str(error):
-        return error
     if isinstance(error, ShapeError):  # the package's own, raised by a helper
         explained = ShapeError(f"{name}: {error}")
     elif isinstance(error, IndexError):  # NumPy's AxisError is one too

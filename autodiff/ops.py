@@ -1401,14 +1401,9 @@ class Conv2d(Operation):
 
     grad_takes_needed = True
 
-    # The settings are checked before the operation runs: a ValueError raised
-    # in apply would be read by the engine as inputs that do not broadcast.
-    def __new__(cls, x: Any, w: Any, stride: Any = 1, padding: Any = 0) -> Variable:  # type: ignore[misc]
+    def apply(self, x, w, stride: Any = 1, padding: Any = 0):
         stride = check_pair(stride, "stride", "Conv2d", 1)
         padding = check_pair(padding, "padding", "Conv2d", 0)
-        return super().__new__(cls, x, w, stride=stride, padding=padding)
-
-    def apply(self, x, w, stride: Pair = (1, 1), padding: Pair = (0, 0)):
         out_height, out_width = _check_conv2d(x.shape, w.shape, stride, padding)
         n, _, height, width = x.shape
         out_channels, _, kh, kw = w.shape
